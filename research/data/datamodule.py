@@ -1,0 +1,125 @@
+"""The LightningDataModule: load -> cap -> template -> tokenize (cached `datasets.map`) -> collate."""
+
+from __future__ import annotations
+
+import logging
+
+import pytorch_lightning as pl
+import torch
+from datasets import Dataset, DatasetDict
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from research.data.collate import Collator, encode
+from research.data.sources import load_splits
+from research.data.templates import check_template, render
+
+log = logging.getLogger(__name__)
+LIMITS = {"train": "train_limit", "validation": "eval_limit", "test": "test_limit"}
+
+
+class DataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        task: str,
+        *,
+        name: str,
+        format: str,
+        path: str | None = None,
+        hub_id: str | None = None,
+        hub_name: str | None = None,
+        files: dict[str, str] | None = None,
+        input_field: str = "input",
+        target_field: str | None = "target",
+        reference_fields: list[str] | None = None,
+        label_field: str | None = None,
+        template: str | None = None,
+        chat_template: bool = False,
+        num_examples: int = 0,
+        train_limit: int | None = None,
+        eval_limit: int | None = None,
+        test_limit: int | None = None,
+        max_source_length: int = 512,
+        max_target_length: int = 128,
+        batch_size: int = 8,
+        eval_batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        check_template(template)
+        for field, value in (("max_source_length", max_source_length), ("batch_size", batch_size)):
+            if value <= 0:
+                raise ValueError(f"data.{field}={value} must be > 0")
+        if chat_template and not getattr(tokenizer, "chat_template", None):
+            raise ValueError("model.chat_template=true but this tokenizer has no chat template")
+        self.tokenizer, self.task, self.name = tokenizer, task, name
+        self.source = dict(
+            format=format, path=path, hub_id=hub_id, hub_name=hub_name, files=files, input_field=input_field,
+            target_field=target_field, reference_fields=reference_fields, label_field=label_field,
+            num_examples=num_examples, seed=seed,
+        )  # fmt: skip
+        self.template, self.chat_template, self.seed = template, chat_template, seed
+        self.limits = {"train": train_limit, "validation": eval_limit, "test": test_limit}
+        self.max_source_length, self.max_target_length = max_source_length, max_target_length
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.collate = Collator(tokenizer.pad_token_id, task)
+        self.splits: DatasetDict | None = None
+        self.truncated: dict[str, int] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is not None:
+            return
+        raw = load_splits(**self.source)
+        splits = {}
+        for split, ds in raw.items():
+            limit = self.limits.get(split)
+            if limit is not None:
+                ds = ds.select(range(min(limit, len(ds))))
+            splits[split] = self._tokenize(ds, train=split == "train")
+            self.truncated[split] = int(sum(splits[split]["truncated"]))
+        self.splits = DatasetDict(splits)
+        if any(self.truncated.values()):
+            log.warning("inputs cut at data.max_source_length=%d: %s", self.max_source_length, self.truncated)
+
+    def prompt(self, text: str, *, train: bool, index: int) -> str:
+        prompt = render(self.template, text, train=train, seed=self.seed, index=index)
+        if self.chat_template:
+            prompt = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+        return prompt
+
+    def _tokenize(self, ds: Dataset, *, train: bool) -> Dataset:
+        def one(example: dict, index: int) -> dict:
+            prompt = self.prompt(example["input"], train=train, index=index)
+            return encode(
+                example, prompt, self.tokenizer, self.task, self.max_source_length, self.max_target_length
+            )
+
+        drop = [c for c in ds.column_names if c != "references" or train]
+        return ds.map(one, with_indices=True, remove_columns=drop, desc="tokenize")
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        assert self.splits is not None, "call setup() first"
+        if split not in self.splits:
+            raise ValueError(f"data {self.name!r} has no {split!r} split; it has {list(self.splits)}")
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self.splits[split].remove_columns("truncated"),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            generator=generator,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)

@@ -1,0 +1,174 @@
+"""Raw examples from the hub, local files or the synthetic generator, as one `DatasetDict` shape.
+
+Every source yields splits `train`, `validation`, `test` with columns `input` and either `references`
+(a list of reference strings; `target` = the first, used for training) or `label` (an int). Local
+files are checked line by line first, so a malformed line fails as `file:line: what is wrong`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_dataset
+
+from research.data.synthetic import generate
+
+SPLITS = ("train", "validation", "test")
+FORMATS = ("synthetic", "jsonl", "csv", "sst2")  # of local files; `path: null` reads `hub_id`
+
+
+class DataFormatError(ValueError):
+    """A data file that cannot be read as declared: the message starts with `file:line:`."""
+
+
+def load_splits(
+    format: str,
+    *,
+    path: str | None,
+    hub_id: str | None,
+    hub_name: str | None,
+    files: dict[str, str] | None,
+    input_field: str,
+    target_field: str | None,
+    reference_fields: list[str] | None,
+    label_field: str | None,
+    num_examples: int,
+    seed: int,
+) -> DatasetDict:
+    if format not in FORMATS:
+        raise ValueError(f"data.format={format!r} is unknown; allowed: {', '.join(FORMATS)}")
+    fields = _Fields(input_field, target_field, reference_fields, label_field)
+    if format == "synthetic":
+        return _synthetic(num_examples, seed, fields)
+    if path is None:
+        if not hub_id:
+            raise ValueError("data.path is null and data.hub_id is not set: name one of them")
+        try:
+            raw = load_dataset(hub_id, hub_name)
+        except (OSError, ConnectionError) as err:
+            raise OSError(
+                f"cannot load data.hub_id={hub_id!r} ({err}). Offline? Pass data.path=/local/dir"
+            ) from err
+        return DatasetDict({s: fields.normalize(raw[s], f"{hub_id}[{s}]") for s in SPLITS if s in raw})
+    files = _local_files(path, files)
+    if format == "sst2":
+        return DatasetDict(
+            {
+                s: fields.normalize(Dataset.from_list(list(_read_labelled_lines(f))), str(f))
+                for s, f in files.items()
+            }
+        )
+    for f in files.values():
+        for _ in _read_jsonl(f) if format == "jsonl" else _read_csv(f):
+            pass  # validate every line before handing the files to `datasets` (which caches)
+    raw = load_dataset(
+        "json" if format == "jsonl" else "csv", data_files={s: str(f) for s, f in files.items()}
+    )
+    return DatasetDict({s: fields.normalize(raw[s], str(files[s])) for s in raw})
+
+
+class _Fields:
+    def __init__(self, input_field, target_field, reference_fields, label_field):
+        self.input, self.target, self.label = input_field, target_field, label_field
+        self.references = list(reference_fields or ([target_field] if target_field else []))
+
+    def normalize(self, ds: Dataset, where: str) -> Dataset:
+        wanted = [self.input] + ([self.label] if self.label else [])
+        present = [f for f in [self.target, *self.references] if f in ds.column_names]
+        missing = [f for f in wanted if f not in ds.column_names]
+        if not self.label and not present:
+            missing += [self.target or "target"]
+        if missing:
+            raise DataFormatError(
+                f"{where}: field(s) {missing} not found; columns are {ds.column_names}. "
+                "Set data.input_field / data.target_field / data.reference_fields / data.label_field."
+            )
+        if len(ds) == 0:
+            raise DataFormatError(f"{where}: the split is empty")
+        if self.label:
+            return ds.map(
+                lambda ex: {"input": ex[self.input], "label": int(ex[self.label])},
+                remove_columns=ds.column_names,
+            )
+        refs = [f for f in self.references if f in ds.column_names] or [self.target]
+        target = self.target if self.target in ds.column_names else refs[0]
+        return ds.map(
+            lambda ex: {"input": ex[self.input], "target": ex[target], "references": [ex[f] for f in refs]},
+            remove_columns=ds.column_names,
+        )
+
+
+def _synthetic(num_examples: int, seed: int, fields: _Fields) -> DatasetDict:
+    # Dedupe before splitting so no test dialogue also appears in training.
+    unique = list({ex["dialogue"]: ex for ex in generate(num_examples * 2, seed)}.values())[:num_examples]
+    n_eval = max(1, len(unique) // 10)
+    parts = {
+        "validation": unique[:n_eval],
+        "test": unique[n_eval : 2 * n_eval],
+        "train": unique[2 * n_eval :],
+    }
+    return DatasetDict(
+        {s: fields.normalize(Dataset.from_list(rows), f"synthetic[{s}]") for s, rows in parts.items()}
+    )
+
+
+def _local_files(path: str | None, files: dict[str, str] | None) -> dict[str, Path]:
+    if path is None:
+        raise ValueError("data.path must name a local file or directory for this data.format")
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"data.path={path!r} does not exist")
+    if root.is_file():
+        return {"train": root, "validation": root, "test": root}
+    if not files:
+        raise ValueError(f"data.path={path!r} is a directory: set data.files (a file name per split)")
+    out = {s: root / name for s, name in files.items() if name}
+    for s, f in out.items():
+        if not f.is_file():
+            raise FileNotFoundError(f"data.files.{s}: {f} does not exist")
+    return out
+
+
+def _read_jsonl(path: Path) -> Iterator[dict]:
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataFormatError(
+                    f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})"
+                ) from None
+            if not isinstance(row, dict):
+                raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            yield row
+
+
+def _read_csv(path: Path) -> Iterator[dict]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if not header:
+            raise DataFormatError(f"{path}:1: empty file, expected a header row")
+        for row in reader:
+            if len(row) != len(header):
+                raise DataFormatError(
+                    f"{path}:{reader.line_num}: {len(row)} fields, the header has {len(header)} ({header})"
+                )
+            yield dict(zip(header, row, strict=True))
+
+
+def _read_labelled_lines(path: Path) -> Iterator[dict]:
+    """SST-2 `stsa.binary.*`: `<label> <sentence>` per line."""
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            label, _, sentence = line.rstrip("\n").partition(" ")
+            if label not in ("0", "1") or not sentence:
+                raise DataFormatError(f"{path}:{lineno}: expected '<0|1> <sentence>', got {line[:60]!r}")
+            yield {"sentence": sentence, "label": int(label)}

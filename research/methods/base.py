@@ -1,0 +1,203 @@
+"""The shared training/evaluation loop. A strategy subclasses `FineTuneModule` and decides only:
+what is injected and what trains (`inject`), what is saved (`save_weights`), and, for methods whose
+untrained state differs from the base model (soft prompts), how to reach the base (`base_model`).
+
+Subclasses set their own hyperparameters *before* calling `super().__init__`, which calls `inject`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from transformers import (
+    PreTrainedTokenizerBase,
+    get_constant_schedule_with_warmup,
+    get_linear_schedule_with_warmup,
+)
+
+from research.metrics import classification_metrics, generation_metrics
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
+HEAD_NAMES = ("classifier", "score")  # sequence-classification heads (BERT-like, Llama-like)
+
+
+def count_parameters(model: nn.Module) -> dict[str, float]:
+    """Unique parameters; 4-bit packed weights count as 2 parameters per stored byte."""
+    trainable = total = 0
+    for p in model.parameters():
+        n = p.numel() * 2 if p.dtype == torch.uint8 and hasattr(p, "quant_state") else p.numel()
+        total += n
+        trainable += n if p.requires_grad else 0
+    return {"trainable": trainable, "total": total, "trainable_pct": 100.0 * trainable / max(total, 1)}
+
+
+def positive(field: str, value: float | int) -> None:
+    if value is None or value <= 0:
+        raise ValueError(f"{field}={value!r} must be > 0")
+
+
+def unfreeze_head(model: nn.Module) -> None:
+    """A new classification head starts random: it trains under every method."""
+    for name, p in model.named_parameters():
+        if name.split(".")[0] in HEAD_NAMES:
+            p.requires_grad_(True)
+
+
+class FineTuneModule(pl.LightningModule):
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        task: str,
+        name: str,
+        lr: float,
+        optimizer: Mapping[str, Any],
+        generation: Mapping[str, Any],
+    ) -> None:
+        super().__init__()
+        positive("method.lr", lr)
+        self.tokenizer, self.task, self.method, self.lr = tokenizer, task, name, lr
+        self.optim, self.generation = dict(optimizer), dict(generation)
+        self.model = self.inject(backbone)
+        if not any(p.requires_grad for p in self.model.parameters()):
+            raise ValueError(f"method {name!r} left no parameter trainable")
+        self.eval_prefix = "test"  # train.py sets "zero_shot" for the baseline pass
+        self.results: dict[str, float] = {}
+        self.examples: dict[str, list[dict[str, Any]]] = {}
+        self.num_examples_kept = 5
+        self.tokens_seen = 0  # non-padding input tokens trained on, for tokens/s
+        self._eval: dict[str, list] = {}
+        self.strict_loading = False  # checkpoints hold only the trainable tensors
+
+    # --- what a strategy decides -------------------------------------------------------------
+    def inject(self, model: nn.Module) -> nn.Module:
+        raise NotImplementedError
+
+    def save_weights(self, directory: Path) -> Path:
+        """Default: the trainable tensors only, as safetensors."""
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters() if p.requires_grad
+        }
+        save_file(tensors, str(directory / "trainable.safetensors"))
+        return directory
+
+    @contextmanager
+    def base_model(self) -> Iterator[nn.Module]:
+        """The model before fine-tuning, for the zero-shot baseline."""
+        yield self.model
+
+    # --- training ---------------------------------------------------------------------------
+    def forward(self, batch: Mapping[str, Any], model: nn.Module | None = None) -> Any:
+        return (model or self.model)(**{k: batch[k] for k in MODEL_INPUTS})
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self(batch).loss
+        self.tokens_seen += int(batch["attention_mask"].sum())
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(
+            params,
+            lr=self.lr,
+            weight_decay=self.optim.get("weight_decay", 0.0),
+            betas=tuple(self.optim.get("betas", (0.9, 0.999))),
+            eps=self.optim.get("eps", 1e-8),
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = self.optim.get("warmup_steps") or math.ceil(self.optim.get("warmup_ratio", 0.0) * total)
+        schedule = self.optim.get("scheduler", "linear")
+        if schedule == "linear":
+            sched = get_linear_schedule_with_warmup(opt, warmup, total)
+        elif schedule == "constant":
+            sched = get_constant_schedule_with_warmup(opt, warmup)
+        else:
+            raise ValueError(f"optimizer.scheduler={schedule!r}; allowed: linear, constant")
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+
+    # --- evaluation -------------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._eval = {"predictions": [], "references": [], "losses": [], "sizes": []}
+
+    def on_test_epoch_start(self) -> None:
+        self.on_validation_epoch_start()
+        self._eval_started = time.perf_counter()
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._evaluate_batch(batch, self.model)
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        if self.eval_prefix == "zero_shot":
+            with self.base_model() as model:
+                self._evaluate_batch(batch, model)
+        else:
+            self._evaluate_batch(batch, self.model)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        metrics = self._log_metrics(self.eval_prefix)
+        self.results.update(metrics)
+        self.results[f"{self.eval_prefix}/eval_s"] = time.perf_counter() - self._eval_started
+
+    def _evaluate_batch(self, batch: Mapping[str, Any], model: nn.Module) -> None:
+        out = self(batch, model)
+        n = batch["input_ids"].shape[0]
+        self._eval["losses"].append(out.loss.detach().float() * n)
+        self._eval["sizes"].append(n)
+        if self.task == "classification":
+            self._eval["predictions"] += out.logits.argmax(-1).tolist()
+            self._eval["references"] += batch["labels"].tolist()
+        else:
+            self._eval["predictions"] += self.generate(batch, model)
+            self._eval["references"] += batch["references"]
+
+    def _log_metrics(self, stage: str) -> dict[str, float]:
+        ev = self._eval
+        if not ev.get("sizes"):
+            return {}
+        metrics = {"loss": float(torch.stack(ev["losses"]).sum() / sum(ev["sizes"]))}
+        if self.task == "classification":
+            metrics.update(classification_metrics(ev["predictions"], ev["references"]))
+        else:
+            metrics.update(generation_metrics(ev["predictions"], ev["references"]))
+            self.examples[stage] = [
+                {"prediction": p, "references": r}
+                for p, r in zip(ev["predictions"][: self.num_examples_kept], ev["references"], strict=False)
+            ]
+        metrics = {f"{stage}/{k}": v for k, v in metrics.items()}
+        self.log_dict(metrics, prog_bar=stage == "val")
+        return metrics
+
+    @torch.no_grad()
+    def generate(self, batch: Mapping[str, Any], model: nn.Module | None = None) -> list[str]:
+        """Batched greedy (by default) generation; decoder-only prompts are left-padded."""
+        model = model or self.model
+        kwargs = {"pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": self.tokenizer.eos_token_id}
+        kwargs.update(self.generation)
+        if self.task == "causal":
+            prompt = batch["prompt_ids"]
+            out = model.generate(input_ids=prompt, attention_mask=batch["prompt_mask"], **kwargs)
+            out = out[:, prompt.shape[1] :]
+        else:
+            out = model.generate(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs
+            )
+        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]

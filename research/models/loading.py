@@ -1,0 +1,134 @@
+"""Build the base model and its tokenizer from a `conf/model/*.yaml` config.
+
+Sources, in order of precedence: `pretrained=false` builds the architecture from `config` with random
+weights (offline; real-scale parameter counts and benchmarks); otherwise weights come from
+`name_or_path` (hub id or local directory), optionally from a GGUF file inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from research.models.tokenizers import byte_tokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+TASKS = ("seq2seq", "causal", "classification")
+AUTO_CLASSES = {
+    "seq2seq": AutoModelForSeq2SeqLM,
+    "causal": AutoModelForCausalLM,
+    "classification": AutoModelForSequenceClassification,
+}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class ModelSpec:
+    """Mirror of `conf/model/*.yaml`; validated here so a typo fails before anything loads."""
+
+    name: str
+    task: str
+    model_type: str
+    name_or_path: str | None = None
+    pretrained: bool = True
+    dtype: str = "float32"
+    gguf_file: str | None = None
+    tokenizer: str | None = None
+    num_labels: int | None = None
+    chat_template: bool = False
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"model.task={self.task!r} is not supported; allowed: {', '.join(TASKS)}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"model.dtype={self.dtype!r} is not supported; allowed: {', '.join(DTYPES)}")
+        if self.tokenizer not in (None, "byte"):
+            raise ValueError(
+                f"model.tokenizer={self.tokenizer!r}; allowed: null (from name_or_path) or 'byte'"
+            )
+        if self.pretrained and not self.name_or_path:
+            raise ValueError("model.pretrained=true needs model.name_or_path (a hub id or a local directory)")
+        if self.task == "classification" and not self.num_labels:
+            raise ValueError("model.num_labels must be set (>= 2) for task=classification")
+
+
+def build_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
+    if spec.tokenizer == "byte":
+        tokenizer = byte_tokenizer()
+    else:
+        try:
+            tokenizer = load_tokenizer(spec.name_or_path, spec.gguf_file)
+        except OSError as err:
+            if spec.pretrained:
+                raise _unreachable(spec, err) from err
+            log.warning("tokenizer of %s unreachable (%s); using the byte tokenizer", spec.name_or_path, err)
+            tokenizer = byte_tokenizer()
+    # Decoder-only generation continues the prompt, so prompts are padded on the left.
+    tokenizer.padding_side = "left" if spec.task == "causal" else "right"
+    return tokenizer
+
+
+def build_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **load_kwargs: Any) -> PreTrainedModel:
+    """`load_kwargs` (e.g. a `quantization_config`) go to `from_pretrained` only."""
+    auto = AUTO_CLASSES[spec.task]
+    dtype = DTYPES[spec.dtype]
+    extra = {"num_labels": spec.num_labels} if spec.task == "classification" else {}
+    if spec.pretrained:
+        kwargs = {"gguf_file": spec.gguf_file} if spec.gguf_file else {}
+        try:
+            model = auto.from_pretrained(spec.name_or_path, dtype=dtype, **kwargs, **extra, **load_kwargs)
+        except OSError as err:
+            raise _unreachable(spec, err) from err
+    else:
+        config = _architecture(spec, tokenizer, extra)
+        model = auto.from_config(config, dtype=dtype)
+        if spec.config.get("tie_word_embeddings") is False:
+            _untie_output_embeddings(model)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def _architecture(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, extra: dict) -> Any:
+    if spec.name_or_path and not spec.config:
+        return AutoConfig.from_pretrained(spec.name_or_path, **extra)
+    arch = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    arch.update(spec.config)  # the YAML wins: real architectures keep their real vocabulary size
+    if spec.model_type == "t5":
+        arch.setdefault("decoder_start_token_id", tokenizer.pad_token_id)
+    return AutoConfig.for_model(spec.model_type, **arch, **extra)
+
+
+def _untie_output_embeddings(model: PreTrainedModel) -> None:
+    """transformers 5 always ties T5's lm_head to the input embedding when building from a config,
+    but T5 v1.1 / FLAN-T5 checkpoints have a separate lm_head: give it its own weights."""
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is model.get_input_embeddings().weight:
+        head.weight = nn.Parameter(head.weight.detach().clone())
+    model.config.tie_word_embeddings = False
+
+
+def _unreachable(spec: ModelSpec, err: Exception) -> OSError:
+    return OSError(
+        f"cannot load model.name_or_path={spec.name_or_path!r} ({type(err).__name__}: {err}). "
+        "Offline? Pass a local directory (model.name_or_path=/path/to/model), "
+        "or model.pretrained=false to build the architecture from its config with random weights."
+    )

@@ -1,0 +1,60 @@
+"""Plain-text tables of run records, printed at the end of a run and of a multirun."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from research.tracking.record import RUN_FILE, read_record
+
+HEADLINE = ("rouge1", "rouge2", "rougeL", "rougeLsum", "accuracy", "f1")
+
+
+def headline_metrics(metrics: dict[str, float]) -> list[str]:
+    return [m for m in HEADLINE if f"test/{m}" in metrics or f"zero_shot/{m}" in metrics]
+
+
+def run_table(record: dict[str, Any]) -> str:
+    m, p, t = record["metrics"], record["params"], record["timing"]
+    lines = [f"{record['method']} on {record['model']} / {record['data']}: {record['status']}"]
+    lines.append(f"  {'metric':<12}{'zero-shot':>11}{'fine-tuned':>12}")
+    for name in headline_metrics(m):
+        lines.append(f"  {name:<12}{_fmt(m.get(f'zero_shot/{name}')):>11}{_fmt(m.get(f'test/{name}')):>12}")
+    if p:
+        lines.append(f"  trainable {p['trainable']:,} / {p['total']:,} ({p['trainable_pct']:.2f}%)")
+    lines.append("  " + "  ".join(f"{k} {v:.1f}" for k, v in t.items()))
+    return "\n".join(lines)
+
+
+def sweep_table(records: list[dict[str, Any]]) -> str:
+    names = sorted({n for r in records for n in headline_metrics(r["metrics"])}, key=HEADLINE.index)
+    header = (
+        f"{'run':<28}{'status':<10}{'trainable %':>12}"
+        + "".join(f"{n:>11}" for n in names)
+        + f"{'train_s':>9}"
+    )
+    rows = [header, "-" * len(header)]
+    for r in records:
+        label = f"{r['method']}/{r['model']}"
+        pct = r["params"].get("trainable_pct")
+        row = f"{label:<28}{r['status']:<10}{_fmt(pct, 3):>12}"
+        row += "".join(f"{_fmt(r['metrics'].get(f'test/{n}')):>11}" for n in names)
+        rows.append(row + f"{_fmt(r['timing'].get('train_s'), 1):>9}")
+    return "\n".join(rows)
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+class SweepSummary(Callback):
+    """Hydra callback: after a multirun, print one table of every job's run.json."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        records = [r for p in sorted(sweep_dir.glob(f"*/{RUN_FILE}")) if (r := read_record(p.parent))]
+        if records:
+            print(f"\nSweep {sweep_dir} ({len(records)} runs)\n{sweep_table(records)}")

@@ -1,0 +1,124 @@
+"""Train, evaluate and record one run:  python -m research.train [overrides]
+
+compose config -> build tokenizer + base model -> DataModule -> strategy (a LightningModule)
+-> zero-shot test of the base -> fit -> save weights -> test -> run.json (+ W&B / CSV views)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from research.methods.base import count_parameters
+from research.models import ModelSpec, build_model, build_tokenizer
+from research.tracking import RunRecord, memory
+from research.tracking.loggers import finish_wandb
+from research.tracking.summary import run_table
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> RunRecord:
+    run_dir = Path(cfg.paths.output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    record = RunRecord.start(config, cfg.method.name, cfg.model.name, cfg.data.name)
+    record.write(run_dir)
+    memory.reset_peak()
+    try:
+        pl.seed_everything(cfg.seed, workers=True)
+        spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
+        tokenizer = build_tokenizer(spec)
+        module = instantiate(
+            cfg.method,
+            backbone=build_model(spec, tokenizer),
+            tokenizer=tokenizer,
+            task=spec.task,
+            optimizer=cfg.optimizer,
+            generation=cfg.generation,
+        )
+        record.params = count_parameters(module.model)
+        datamodule = instantiate(
+            cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template
+        )
+        datamodule.setup()
+        loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+        callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
+        trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+        for lg in loggers:
+            lg.log_hyperparams(_flat(config) | {f"params/{k}": v for k, v in record.params.items()})
+
+        if cfg.test and cfg.zero_shot:
+            module.eval_prefix = "zero_shot"
+            trainer.test(module, datamodule=datamodule, verbose=False)
+        if cfg.train:
+            started = time.perf_counter()
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+            record.timing["train_s"] = time.perf_counter() - started
+            record.timing["train_tokens_per_s"] = module.tokens_seen / record.timing["train_s"]
+            weights = module.save_weights(run_dir / "weights")
+            record.artifacts = {"weights_dir": str(weights), "weights_bytes": _dir_bytes(weights)}
+        if cfg.test:
+            module.eval_prefix = "test"
+            trainer.test(module, datamodule=datamodule, verbose=False)
+        record.metrics = dict(module.results)
+        record.timing.update(
+            {k.replace("/", "_"): v for k, v in module.results.items() if k.endswith("eval_s")}
+        )
+        record.memory = memory.peak()
+        _write_examples(run_dir, module.examples, loggers)
+        record.complete()
+    except BaseException as err:
+        record.fail(err)
+        raise
+    finally:
+        record.write(run_dir)
+        finish_wandb(failed=record.status != "completed")
+    print(run_table(record.__dict__))
+    return record
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """W&B config as flat dotted keys, so dashboards filter and group on any one of them."""
+    out = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        out.update(_flat(v, f"{key}.") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _write_examples(run_dir: Path, examples: dict[str, list[dict]], loggers: list) -> None:
+    """A few (prediction, references) pairs per stage, for a human to read."""
+    if not examples:
+        return
+    with (run_dir / "examples.jsonl").open("w") as fh:
+        for stage, rows in examples.items():
+            for row in rows:
+                fh.write(json.dumps({"stage": stage, **row}) + "\n")
+    for lg in loggers:
+        if hasattr(lg, "log_text"):
+            rows = [
+                [s, r["prediction"], " || ".join(r["references"])] for s, rs in examples.items() for r in rs
+            ]
+            lg.log_text(key="examples", columns=["stage", "prediction", "references"], data=rows)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    record = train(cfg)
+    return record.metrics.get("test/loss")
+
+
+if __name__ == "__main__":
+    main()
