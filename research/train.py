@@ -45,9 +45,7 @@ def train(cfg: DictConfig) -> RunRecord:
             generation=cfg.generation,
         )
         record.params = count_parameters(module.model)
-        datamodule = instantiate(
-            cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template
-        )
+        datamodule = instantiate(cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template)
         datamodule.setup()
         loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
         callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
@@ -69,9 +67,7 @@ def train(cfg: DictConfig) -> RunRecord:
             module.eval_prefix = "test"
             trainer.test(module, datamodule=datamodule, verbose=False)
         record.metrics = dict(module.results)
-        record.timing.update(
-            {k.replace("/", "_"): v for k, v in module.results.items() if k.endswith("eval_s")}
-        )
+        record.timing.update({k.replace("/", "_"): v for k, v in module.results.items() if k.endswith("eval_s")})
         record.memory = memory.peak()
         _write_examples(run_dir, module.examples, loggers)
         record.complete()
@@ -108,9 +104,7 @@ def _write_examples(run_dir: Path, examples: dict[str, list[dict]], loggers: lis
                 fh.write(json.dumps({"stage": stage, **row}) + "\n")
     for lg in loggers:
         if hasattr(lg, "log_text"):
-            rows = [
-                [s, r["prediction"], " || ".join(r["references"])] for s, rs in examples.items() for r in rs
-            ]
+            rows = [[s, r["prediction"], " || ".join(r["references"])] for s, rs in examples.items() for r in rs]
             lg.log_text(key="examples", columns=["stage", "prediction", "references"], data=rows)
 
 

@@ -28,15 +28,11 @@ def encode(
         return {"input_ids": ids, "labels": example["label"], "truncated": len(ids) >= max_source_length}
     if task == "seq2seq":
         ids = tokenizer(prompt, truncation=True, max_length=max_source_length)["input_ids"]
-        labels = tokenizer(text_target=example["target"], truncation=True, max_length=max_target_length)[
-            "input_ids"
-        ]
+        labels = tokenizer(text_target=example["target"], truncation=True, max_length=max_target_length)["input_ids"]
         return {"input_ids": ids, "labels": labels, "truncated": len(ids) >= max_source_length}
     full = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     prompt_ids = full[:max_source_length]
-    target_ids = tokenizer(" " + example["target"], add_special_tokens=False)["input_ids"][
-        : max_target_length - 1
-    ]
+    target_ids = tokenizer(" " + example["target"], add_special_tokens=False)["input_ids"][: max_target_length - 1]
     target_ids = target_ids + [tokenizer.eos_token_id]
     return {
         "input_ids": prompt_ids + target_ids,

@@ -94,9 +94,7 @@ class DataModule(pl.LightningDataModule):
     def _tokenize(self, ds: Dataset, *, train: bool) -> Dataset:
         def one(example: dict, index: int) -> dict:
             prompt = self.prompt(example["input"], train=train, index=index)
-            return encode(
-                example, prompt, self.tokenizer, self.task, self.max_source_length, self.max_target_length
-            )
+            return encode(example, prompt, self.tokenizer, self.task, self.max_source_length, self.max_target_length)
 
         drop = [c for c in ds.column_names if c != "references" or train]
         return ds.map(one, with_indices=True, remove_columns=drop, desc="tokenize")

@@ -49,24 +49,17 @@ def load_splits(
         try:
             raw = load_dataset(hub_id, hub_name)
         except (OSError, ConnectionError) as err:
-            raise OSError(
-                f"cannot load data.hub_id={hub_id!r} ({err}). Offline? Pass data.path=/local/dir"
-            ) from err
+            raise OSError(f"cannot load data.hub_id={hub_id!r} ({err}). Offline? Pass data.path=/local/dir") from err
         return DatasetDict({s: fields.normalize(raw[s], f"{hub_id}[{s}]") for s in SPLITS if s in raw})
     files = _local_files(path, files)
     if format == "sst2":
         return DatasetDict(
-            {
-                s: fields.normalize(Dataset.from_list(list(_read_labelled_lines(f))), str(f))
-                for s, f in files.items()
-            }
+            {s: fields.normalize(Dataset.from_list(list(_read_labelled_lines(f))), str(f)) for s, f in files.items()}
         )
     for f in files.values():
         for _ in _read_jsonl(f) if format == "jsonl" else _read_csv(f):
             pass  # validate every line before handing the files to `datasets` (which caches)
-    raw = load_dataset(
-        "json" if format == "jsonl" else "csv", data_files={s: str(f) for s, f in files.items()}
-    )
+    raw = load_dataset("json" if format == "jsonl" else "csv", data_files={s: str(f) for s, f in files.items()})
     return DatasetDict({s: fields.normalize(raw[s], str(files[s])) for s in raw})
 
 
@@ -110,9 +103,7 @@ def _synthetic(num_examples: int, seed: int, fields: _Fields) -> DatasetDict:
         "test": unique[n_eval : 2 * n_eval],
         "train": unique[2 * n_eval :],
     }
-    return DatasetDict(
-        {s: fields.normalize(Dataset.from_list(rows), f"synthetic[{s}]") for s, rows in parts.items()}
-    )
+    return DatasetDict({s: fields.normalize(Dataset.from_list(rows), f"synthetic[{s}]") for s, rows in parts.items()})
 
 
 def _local_files(path: str | None, files: dict[str, str] | None) -> dict[str, Path]:
@@ -140,9 +131,7 @@ def _read_jsonl(path: Path) -> Iterator[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataFormatError(
-                    f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})"
-                ) from None
+                raise DataFormatError(f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
             if not isinstance(row, dict):
                 raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             yield row

@@ -76,7 +76,7 @@ class Adapter(FineTuneModule):
         model.requires_grad_(False)
         hidden = model.config.hidden_size
         size = self.bottleneck_size or max(1, hidden // self.reduction_factor)
-        for name, module in self.sublayers(model):
+        for _, module in self.sublayers(model):
             module.adapter = Bottleneck(hidden, size).to(next(model.parameters()).dtype)
             module.register_forward_hook(_apply_adapter)
         if self.task == "classification":
@@ -86,9 +86,7 @@ class Adapter(FineTuneModule):
     def sublayers(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
         model_type = model.config.model_type
         if model_type not in SUBLAYERS:
-            raise ValueError(
-                f"adapters do not know model_type={model_type!r}; supported: {', '.join(SUBLAYERS)}"
-            )
+            raise ValueError(f"adapters do not know model_type={model_type!r}; supported: {', '.join(SUBLAYERS)}")
         attention, feed_forward = SUBLAYERS[model_type]
         wanted = re.compile(rf"(^|\.)({feed_forward}{'|' + attention if self.variant == 'houlsby' else ''})$")
         return [(n, m) for n, m in model.named_modules() if wanted.search(n)]
@@ -98,9 +96,7 @@ class Adapter(FineTuneModule):
 
     def save_weights(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
-        tensors = {
-            n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters() if p.requires_grad
-        }
+        tensors = {n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters() if p.requires_grad}
         save_file(tensors, str(directory / ADAPTER_FILE))
         config = {
             "variant": self.variant,
@@ -111,9 +107,7 @@ class Adapter(FineTuneModule):
         return directory
 
     def load_weights(self, directory: Path) -> None:
-        missing, unexpected = self.model.load_state_dict(
-            load_file(str(directory / ADAPTER_FILE)), strict=False
-        )
+        missing, unexpected = self.model.load_state_dict(load_file(str(directory / ADAPTER_FILE)), strict=False)
         if unexpected:
             raise ValueError(f"{directory / ADAPTER_FILE}: tensors not in this model: {unexpected[:5]}")
 

@@ -86,9 +86,7 @@ class FineTuneModule(pl.LightningModule):
     def save_weights(self, directory: Path) -> Path:
         """Default: the trainable tensors only, as safetensors."""
         directory.mkdir(parents=True, exist_ok=True)
-        tensors = {
-            n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters() if p.requires_grad
-        }
+        tensors = {n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters() if p.requires_grad}
         save_file(tensors, str(directory / "trainable.safetensors"))
         return directory
 
@@ -197,7 +195,5 @@ class FineTuneModule(pl.LightningModule):
             out = model.generate(input_ids=prompt, attention_mask=batch["prompt_mask"], **kwargs)
             out = out[:, prompt.shape[1] :]
         else:
-            out = model.generate(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs
-            )
+            out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]

@@ -28,9 +28,7 @@ class PeftMethod(FineTuneModule):
 
     def peft_config(self, model: nn.Module) -> PeftConfig:
         if self.make_peft_config is None:
-            raise ValueError(
-                "method.peft_config is missing: give a peft config `_target_` with `_partial_: true`"
-            )
+            raise ValueError("method.peft_config is missing: give a peft config `_target_` with `_partial_: true`")
         return self.make_peft_config(task_type=TASK_TYPES[self.task])
 
     def inject(self, model: nn.Module) -> PeftModel:

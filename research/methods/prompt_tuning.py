@@ -22,9 +22,7 @@ INITS = {
 
 
 class PromptTuning(PeftMethod):
-    def __init__(
-        self, num_virtual_tokens: int = 20, init: str = "text", init_text: str | None = None, **kwargs
-    ):
+    def __init__(self, num_virtual_tokens: int = 20, init: str = "text", init_text: str | None = None, **kwargs):
         positive("method.num_virtual_tokens", num_virtual_tokens)
         if init not in INITS:
             raise ValueError(f"method.init={init!r} is unknown; allowed: {', '.join(INITS)}")

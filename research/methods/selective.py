@@ -63,8 +63,7 @@ class Selective(FineTuneModule):
             if m := BLOCK.match(n):
                 stacks[m["stack"]].add(int(m["index"]))
         wanted = {
-            stack: set(self.layers) if self.layers else set(sorted(idx)[-self.top_k :])
-            for stack, idx in stacks.items()
+            stack: set(self.layers) if self.layers else set(sorted(idx)[-self.top_k :]) for stack, idx in stacks.items()
         }
         return [n for n in names if (m := BLOCK.match(n)) and int(m["index"]) in wanted[m["stack"]]]
 

@@ -57,9 +57,7 @@ class ModelSpec:
         if self.dtype not in DTYPES:
             raise ValueError(f"model.dtype={self.dtype!r} is not supported; allowed: {', '.join(DTYPES)}")
         if self.tokenizer not in (None, "byte"):
-            raise ValueError(
-                f"model.tokenizer={self.tokenizer!r}; allowed: null (from name_or_path) or 'byte'"
-            )
+            raise ValueError(f"model.tokenizer={self.tokenizer!r}; allowed: null (from name_or_path) or 'byte'")
         if self.pretrained and not self.name_or_path:
             raise ValueError("model.pretrained=true needs model.name_or_path (a hub id or a local directory)")
         if self.task == "classification" and not self.num_labels:

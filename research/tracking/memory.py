@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -11,10 +12,8 @@ STATUS, CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
 
 def reset_peak() -> None:
     """Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS."""
-    try:
+    with contextlib.suppress(OSError):  # not Linux, or not permitted: the peak then spans the process
         CLEAR_REFS.write_text("5")
-    except OSError:
-        pass
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
 

@@ -31,11 +31,7 @@ def run_table(record: dict[str, Any]) -> str:
 
 def sweep_table(records: list[dict[str, Any]]) -> str:
     names = sorted({n for r in records for n in headline_metrics(r["metrics"])}, key=HEADLINE.index)
-    header = (
-        f"{'run':<28}{'status':<10}{'trainable %':>12}"
-        + "".join(f"{n:>11}" for n in names)
-        + f"{'train_s':>9}"
-    )
+    header = f"{'run':<28}{'status':<10}{'trainable %':>12}" + "".join(f"{n:>11}" for n in names) + f"{'train_s':>9}"
     rows = [header, "-" * len(header)]
     for r in records:
         label = f"{r['method']}/{r['model']}"

@@ -12,9 +12,7 @@ import datasets
 import evaluate
 from rouge_score import rouge_scorer
 
-_DESCRIPTION = (
-    "ROUGE-1/2/L/Lsum F-measure (rouge_score), mean over examples; rougeLsum splits sentences on newlines."
-)
+_DESCRIPTION = "ROUGE-1/2/L/Lsum F-measure (rouge_score), mean over examples; rougeLsum splits sentences on newlines."
 _KWARGS = """
 predictions: list of str. references: list of str, or list of list of str (several references).
 rouge_types: default ["rouge1", "rouge2", "rougeL", "rougeLsum"]. use_stemmer: default True.
@@ -36,9 +34,7 @@ class Rouge(evaluate.Metric):
                         "references": datasets.Sequence(datasets.Value("string")),
                     }
                 ),
-                datasets.Features(
-                    {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-                ),
+                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
             ],
         )
 
