@@ -17,7 +17,8 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from research.methods.base import count_parameters
+from research.data import DataModule
+from research.methods.base import FineTuneModule, count_parameters
 from research.models import ModelSpec, build_model, build_tokenizer
 from research.tracking import RunRecord, memory
 from research.tracking.loggers import finish_wandb
@@ -34,19 +35,8 @@ def train(cfg: DictConfig) -> RunRecord:
     memory.reset_peak()
     try:
         pl.seed_everything(cfg.seed, workers=True)
-        spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
-        tokenizer = build_tokenizer(spec)
-        module = instantiate(
-            cfg.method,
-            backbone=build_model(spec, tokenizer),
-            tokenizer=tokenizer,
-            task=spec.task,
-            optimizer=cfg.optimizer,
-            generation=cfg.generation,
-        )
+        module, datamodule = build(cfg)
         record.params = count_parameters(module.model)
-        datamodule = instantiate(cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template)
-        datamodule.setup()
         loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
         callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
         trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
@@ -79,6 +69,23 @@ def train(cfg: DictConfig) -> RunRecord:
         finish_wandb(failed=record.status != "completed")
     print(run_table(record.__dict__))
     return record
+
+
+def build(cfg: DictConfig) -> tuple[FineTuneModule, DataModule]:
+    """Tokenizer + base model -> strategy module (injects, freezes) and its DataModule (set up)."""
+    spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
+    tokenizer = build_tokenizer(spec)
+    module = instantiate(
+        cfg.method,
+        backbone=build_model(spec, tokenizer),
+        tokenizer=tokenizer,
+        task=spec.task,
+        optimizer=cfg.optimizer,
+        generation=cfg.generation,
+    )
+    datamodule = instantiate(cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template)
+    datamodule.setup()
+    return module, datamodule
 
 
 def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
