@@ -14,6 +14,7 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -75,7 +76,7 @@ def build(cfg: DictConfig) -> tuple[FineTuneModule, DataModule]:
     """Tokenizer + base model -> strategy module (injects, freezes) and its DataModule (set up)."""
     spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
     tokenizer = build_tokenizer(spec)
-    module = instantiate(
+    module = _instantiate(
         cfg.method,
         backbone=build_model(spec, tokenizer),
         tokenizer=tokenizer,
@@ -83,9 +84,20 @@ def build(cfg: DictConfig) -> tuple[FineTuneModule, DataModule]:
         optimizer=cfg.optimizer,
         generation=cfg.generation,
     )
-    datamodule = instantiate(cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template)
+    datamodule = _instantiate(cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template)
     datamodule.setup()
     return module, datamodule
+
+
+def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
+    """`instantiate`, re-raising our own validation error instead of Hydra's wrapper around it,
+    so the message starts with the field name."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ValueError | OSError):
+            raise err.__cause__ from None
+        raise
 
 
 def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -99,6 +99,9 @@ class FineTuneModule(pl.LightningModule):
     def forward(self, batch: Mapping[str, Any], model: nn.Module | None = None) -> Any:
         return (model or self.model)(**{k: batch[k] for k in MODEL_INPUTS})
 
+    def on_train_start(self) -> None:
+        self.model.train()  # models come from transformers in eval mode (dropout off)
+
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self(batch).loss
         self.tokens_seen += int(batch["attention_mask"].sum())

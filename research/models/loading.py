@@ -117,10 +117,12 @@ def _architecture(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, extra: di
 
 def _untie_output_embeddings(model: PreTrainedModel) -> None:
     """transformers 5 always ties T5's lm_head to the input embedding when building from a config,
-    but T5 v1.1 / FLAN-T5 checkpoints have a separate lm_head: give it its own weights."""
+    but T5 v1.1 / FLAN-T5 checkpoints have a separate, unscaled lm_head: give it its own weights,
+    drawn with std d_model**-0.5 so that the random model starts with logits of order one."""
     head = model.get_output_embeddings()
     if head is not None and head.weight is model.get_input_embeddings().weight:
-        head.weight = nn.Parameter(head.weight.detach().clone())
+        weight = torch.empty_like(head.weight)
+        head.weight = nn.Parameter(nn.init.normal_(weight, std=weight.shape[1] ** -0.5))
     model.config.tie_word_embeddings = False
 
 

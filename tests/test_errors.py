@@ -1,0 +1,72 @@
+"""Bad configuration fails early with a message naming the field and what is allowed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hydra.errors import MissingConfigException
+
+from research.train import build
+from tests.conftest import compose_cfg, small
+
+
+def build_error(*overrides: str) -> str:
+    with pytest.raises((ValueError, OSError)) as info:
+        build(compose_cfg(*small(*overrides)))
+    return str(info.value)
+
+
+def test_unknown_method_lists_the_available_ones():
+    with pytest.raises(MissingConfigException) as info:
+        compose_cfg("method=lorax")
+    assert "lorax" in str(info.value)
+    assert "lora" in str(info.value) and "prompt_tuning" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["method=lora", "method.rank=0"], r"method\.rank=0 must be > 0"),
+        (["method=lora", "method.alpha=-1"], r"method\.alpha=-1 must be > 0"),
+        (["method=lora", "method.dropout=1.5"], r"method\.dropout=1\.5 must be in \[0, 1\)"),
+        (["method=prompt_tuning", "method.num_virtual_tokens=0"], r"method\.num_virtual_tokens=0 must be > 0"),
+        (
+            ["method=prompt_tuning", "method.init=zeros"],
+            r"method\.init='zeros' is unknown; allowed: random, vocab, text",
+        ),
+        (
+            ["method=adapter", "method.variant=lightweight"],
+            r"method\.variant='lightweight' is unknown; allowed: houlsby",
+        ),
+        (["method=adapter", "method.bottleneck_size=0"], r"method\.bottleneck_size=0 must be > 0"),
+        (["method=selective", "method.mode=random"], r"method\.mode='random' is unknown; allowed: bitfit, layers"),
+        (["method=selective", "method.mode=pattern", "method.pattern=nothing_like_this"], r"matches no parameter"),
+        (["method=full", "method.lr=0"], r"method\.lr=0 must be > 0"),
+        (["model.task=regression"], r"model\.task='regression' is not supported; allowed: seq2seq, causal"),
+        (["model.pretrained=true"], r"model\.pretrained=true needs model\.name_or_path"),
+        (["data.template=poem"], r"data\.template='poem' is unknown; allowed: null, summarize"),
+        (["data.format=parquet"], r"data\.format='parquet' is unknown; allowed: synthetic, jsonl"),
+    ],
+)
+def test_bad_value_names_field_and_allowed(overrides: list[str], expected: str):
+    assert re.search(expected, build_error(*overrides))
+
+
+def test_target_module_not_in_model_lists_available_and_close_matches():
+    message = build_error("method=lora", "method.target_modules=[q_proj,v]")
+    assert "method.target_modules: ['q_proj'] not in the model" in message
+    assert "close matches {'q_proj': ['q']}" in message or "'q'" in message
+    assert "available linear modules: ['k', 'lm_head', 'o', 'q', 'v', 'wi_0', 'wi_1', 'wo']" in message
+
+
+@pytest.mark.parametrize("model", ["tiny_t5", "tiny_llama"])
+def test_bitfit_on_a_model_without_biases_says_why(model: str):
+    message = build_error(f"model={model}", "method=bitfit")
+    assert "method.mode=bitfit selected no parameter: this model has no biases" in message
+
+
+def test_unreachable_model_suggests_a_local_path():
+    message = build_error("model=flan_t5_small")  # HF_HUB_OFFLINE=1 in the tests: the hub is unreachable
+    assert "cannot load model.name_or_path='google/flan-t5-small'" in message
+    assert "model.name_or_path=/path/to/model" in message

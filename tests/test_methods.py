@@ -1,0 +1,103 @@
+"""Each strategy on a tiny T5 and a tiny Llama: the loss goes down, only the intended tensors change
+(frozen ones stay bit-identical), and the trainable count equals the method's formula."""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from research.train import build
+from tests.conftest import compose_cfg, small
+
+# Tiny architectures from conf/model/tiny_*.yaml.
+T5 = {"d": 128, "inner": 4 * 32, "d_ff": 256, "enc": 2, "dec": 2}
+LLAMA = {"d": 128, "inner": 128, "d_ff": 256, "layers": 2}
+RANK, BOTTLENECK, VIRTUAL = 8, 128 // 16, 20
+
+
+def adapter_params(n: int, d: int = 128, b: int = BOTTLENECK) -> int:
+    return n * (2 * d * b + b + d)
+
+
+# (model, method, extra overrides, expected trainable count)
+CASES = [
+    ("tiny_t5", "full", [], None),  # None: every parameter
+    # last block of each stack: encoder (attention 4*d*inner, 2 norms, gated FF 3*d*d_ff) + decoder (+ cross-attention, norm)
+    ("tiny_t5", "selective", [], (4 * 128 * 128 + 2 * 128 + 3 * 128 * 256) + (8 * 128 * 128 + 3 * 128 + 3 * 128 * 256)),
+    # q and v, Linear(d, inner), in 2 encoder self-, 2 decoder self- and 2 cross-attention modules
+    ("tiny_t5", "lora", [], (T5["enc"] + 2 * T5["dec"]) * 2 * RANK * (T5["d"] + T5["inner"])),
+    ("tiny_t5", "adapter", [], adapter_params(2 * (T5["enc"] + T5["dec"]))),  # houlsby: attention + FF per block
+    ("tiny_t5", "adapter", ["method.variant=pfeiffer"], adapter_params(T5["enc"] + T5["dec"])),
+    ("tiny_t5", "prompt_tuning", [], 2 * VIRTUAL * T5["d"]),  # peft gives seq2seq one prompt per stack
+    # IA3 on T5: a vector per k and v output (6 attention modules) and per FF wo input (4 FF blocks)
+    ("tiny_t5", "ia3", [], 6 * 2 * T5["inner"] + 4 * T5["d_ff"]),
+    ("tiny_t5", "prefix_tuning", [], None),
+    ("tiny_llama", "full", [], None),
+    ("tiny_llama", "selective", ["method.top_k=2"], None),
+    ("tiny_llama", "lora", [], LLAMA["layers"] * 2 * RANK * (LLAMA["d"] + LLAMA["inner"])),
+    ("tiny_llama", "adapter", [], adapter_params(2 * LLAMA["layers"])),
+    ("tiny_llama", "prompt_tuning", [], VIRTUAL * LLAMA["d"]),
+    ("tiny_llama", "ia3", ["method.lr=0.03"], None),  # IA3's scaling vectors move slowly at the default lr
+    ("tiny_llama", "prefix_tuning", [], LLAMA["layers"] * 2 * LLAMA["d"] * VIRTUAL),  # a key and a value per layer
+    # BitFit needs biases: give the tiny Llama attention biases (q, k, v, o: 4 x 128 per layer)
+    ("tiny_llama", "bitfit", ["+model.config.attention_bias=true"], LLAMA["layers"] * 4 * LLAMA["d"]),
+]
+
+
+def fit_on_one_batch(module: pl.LightningModule, batch: dict, steps: int) -> None:
+    module.train()
+    loader = DataLoader([batch] * steps, batch_size=None)
+    trainer = pl.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_dataloaders=loader)
+
+
+@torch.no_grad()
+def loss_on(module: pl.LightningModule, batch: dict) -> float:
+    module.eval()
+    return float(module(batch).loss)
+
+
+@pytest.mark.parametrize(("model", "method", "extra", "expected"), CASES, ids=lambda v: str(v) if v else "")
+def test_strategy_trains_only_what_it_should(model: str, method: str, extra: list[str], expected: int | None):
+    cfg = compose_cfg(*small(f"model={model}", f"method={method}", "optimizer.warmup_ratio=0", *extra))
+    module, datamodule = build(cfg)
+    batch = next(iter(datamodule.train_dataloader()))
+    before = {n: p.detach().clone() for n, p in module.model.named_parameters()}
+    trainable = {n for n, p in module.model.named_parameters() if p.requires_grad}
+
+    count = sum(before[n].numel() for n in trainable)
+    total = sum(t.numel() for t in before.values())
+    assert count == (total if expected is None and method == "full" else expected or count)
+    assert 0 < count <= total
+
+    loss_before = loss_on(module, batch)
+    fit_on_one_batch(module, batch, steps=12)
+    loss_after = loss_on(module, batch)
+    assert loss_after < 0.99 * loss_before, f"{method}: loss {loss_before:.4f} -> {loss_after:.4f}"
+
+    after = dict(module.model.named_parameters())
+    changed = {n for n in before if not torch.equal(before[n], after[n].detach())}
+    frozen_changed = changed - trainable
+    assert not frozen_changed, f"frozen tensors changed: {sorted(frozen_changed)[:5]}"
+    assert changed == trainable, f"trainable tensors that never changed: {sorted(trainable - changed)[:5]}"
+
+
+@pytest.mark.parametrize("method", ["adapter", "lora", "prompt_tuning", "ia3"])
+def test_zero_shot_baseline_is_the_base_model(method: str):
+    """The zero-shot pass must score the untouched base, even for soft prompts (which start random)."""
+    torch.manual_seed(0)
+    module, datamodule = build(compose_cfg(*small("model=tiny_llama", f"method={method}")))
+    torch.manual_seed(0)  # the same seed builds the same base weights
+    reference, _ = build(compose_cfg(*small("model=tiny_llama", "method=full")))
+    batch = next(iter(datamodule.train_dataloader()))
+    with torch.no_grad(), module.base_model() as base:
+        torch.testing.assert_close(module(batch, base).logits, reference(batch).logits, rtol=0, atol=1e-6)

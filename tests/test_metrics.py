@@ -1,0 +1,55 @@
+"""The shipped ROUGE module equals Google's rouge_score (what the hub's `rouge` metric wraps)."""
+
+from __future__ import annotations
+
+import pytest
+from rouge_score import rouge_scorer, scoring
+
+from research.metrics import classification_metrics, generation_metrics, load_metric
+
+PREDICTIONS = ["the cats were sitting on the mat", "he is running to the station\nthen he left", "hello"]
+REFERENCES = ["a cat sat on the mat", "he ran to the station\nand left", "goodbye"]
+TYPES = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
+
+
+def test_per_example_scores_equal_rouge_score_with_stemming():
+    ours = load_metric("rouge").compute(predictions=PREDICTIONS, references=REFERENCES, use_aggregator=False)
+    scorer = rouge_scorer.RougeScorer(TYPES, use_stemmer=True)
+    for i, (p, r) in enumerate(zip(PREDICTIONS, REFERENCES, strict=True)):
+        expected = scorer.score(r, p)
+        for t in TYPES:
+            assert ours[t][i] == expected[t].fmeasure  # exact: same library, same tokenizer, same stemmer
+
+
+def test_aggregate_is_the_mean_and_agrees_with_the_hub_bootstrap():
+    """The hub aggregates with rouge_score's BootstrapAggregator (median of bootstrap means): random.
+    We report the exact mean; the bootstrap's mid must agree with it to sampling noise."""
+    ours = load_metric("rouge").compute(predictions=PREDICTIONS, references=REFERENCES)
+    scorer = rouge_scorer.RougeScorer(TYPES, use_stemmer=True)
+    per = [scorer.score(r, p) for p, r in zip(PREDICTIONS, REFERENCES, strict=True)]
+    aggregator = scoring.BootstrapAggregator()
+    for s in per:
+        aggregator.add_scores(s)
+    hub = aggregator.aggregate()
+    for t in TYPES:
+        assert ours[t] == pytest.approx(sum(s[t].fmeasure for s in per) / len(per), abs=1e-12)
+        assert ours[t] == pytest.approx(hub[t].mid.fmeasure, abs=0.05)
+
+
+def test_rouge_lsum_splits_sentences_on_newlines():
+    scores = load_metric("rouge").compute(predictions=["c d\na b"], references=["a b\nc d"])
+    assert scores["rougeLsum"] == 1.0 and scores["rougeL"] < 1.0
+
+
+def test_single_reference_has_no_mean_variant():
+    assert set(generation_metrics(["a b"], [["a b"]])) == set(TYPES)
+
+
+def test_classification_accuracy_and_macro_f1():
+    m = classification_metrics([1, 1, 0, 0], [1, 0, 0, 0])
+    assert m["accuracy"] == 0.75
+    assert m["f1"] == pytest.approx((2 / 3 + 0.8) / 2)  # class 1: P=1/2 R=1; class 0: P=1 R=2/3
+
+
+def test_bleu_module_loads_offline():
+    assert load_metric("bleu").compute(predictions=["a b c d"], references=[["a b c d"]])["bleu"] == pytest.approx(100)
