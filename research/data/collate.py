@@ -31,8 +31,10 @@ def encode(
         labels = tokenizer(text_target=example["target"], truncation=True, max_length=max_target_length)["input_ids"]
         return {"input_ids": ids, "labels": labels, "truncated": len(ids) >= max_source_length}
     full = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    prompt_ids = full[:max_source_length]
-    target_ids = tokenizer(" " + example["target"], add_special_tokens=False)["input_ids"][: max_target_length - 1]
+    prompt_ids = _cut_middle(full, max_source_length)
+    # A space joins a plain prompt to its target; a chat prompt already ends the turn with a newline.
+    sep = "" if prompt[-1:].isspace() else " "
+    target_ids = tokenizer(sep + example["target"], add_special_tokens=False)["input_ids"][: max_target_length - 1]
     target_ids = target_ids + [tokenizer.eos_token_id]
     return {
         "input_ids": prompt_ids + target_ids,
@@ -40,6 +42,15 @@ def encode(
         "prompt_ids": prompt_ids,
         "truncated": len(full) > max_source_length,
     }
+
+
+def _cut_middle(ids: list[int], limit: int) -> list[int]:
+    """A too-long causal prompt loses its middle: the instruction at its start and the turn that
+    generation continues at its end (e.g. `Summary:` or the chat template's assistant header) stay."""
+    if len(ids) <= limit:
+        return ids
+    head = limit // 2
+    return ids[:head] + ids[len(ids) - (limit - head) :]
 
 
 def pad(seqs: list[list[int]], value: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

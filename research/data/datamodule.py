@@ -29,11 +29,13 @@ class DataModule(pl.LightningDataModule):
         path: str | None = None,
         hub_id: str | None = None,
         hub_name: str | None = None,
+        hub_splits: dict[str, str] | None = None,
         files: dict[str, str] | None = None,
         input_field: str = "input",
         target_field: str | None = "target",
         reference_fields: list[str] | None = None,
         label_field: str | None = None,
+        group_references: bool = False,
         template: str | None = None,
         chat_template: bool = False,
         num_examples: int = 0,
@@ -56,9 +58,9 @@ class DataModule(pl.LightningDataModule):
             raise ValueError("model.chat_template=true but this tokenizer has no chat template")
         self.tokenizer, self.task, self.name = tokenizer, task, name
         self.source = dict(
-            format=format, path=path, hub_id=hub_id, hub_name=hub_name, files=files, input_field=input_field,
-            target_field=target_field, reference_fields=reference_fields, label_field=label_field,
-            num_examples=num_examples, seed=seed,
+            format=format, path=path, hub_id=hub_id, hub_name=hub_name, hub_splits=hub_splits, files=files,
+            input_field=input_field, target_field=target_field, reference_fields=reference_fields,
+            label_field=label_field, group_references=group_references, num_examples=num_examples, seed=seed,
         )  # fmt: skip
         self.template, self.chat_template, self.seed = template, chat_template, seed
         self.limits = {"train": train_limit, "validation": eval_limit, "test": test_limit}
@@ -99,7 +101,8 @@ class DataModule(pl.LightningDataModule):
         drop = [c for c in ds.column_names if c != "references" or train]
         return ds.map(one, with_indices=True, remove_columns=drop, desc="tokenize")
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+    def loader(self, split: str, batch_size: int, shuffle: bool = False) -> DataLoader:
+        """Any split as a DataLoader (research.evaluate scores a chosen split)."""
         assert self.splits is not None, "call setup() first"
         if split not in self.splits:
             raise ValueError(f"data {self.name!r} has no {split!r} split; it has {list(self.splits)}")
@@ -114,10 +117,10 @@ class DataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
+        return self.loader("train", self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("validation", self.eval_batch_size, shuffle=False)
+        return self.loader("validation", self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
+        return self.loader("test", self.eval_batch_size, shuffle=False)

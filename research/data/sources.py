@@ -3,6 +3,9 @@
 Every source yields splits `train`, `validation`, `test` with columns `input` and either `references`
 (a list of reference strings; `target` = the first, used for training) or `label` (an int). Local
 files are checked line by line first, so a malformed line fails as `file:line: what is wrong`.
+
+`group_references` merges rows that share an input into one example holding every row's target as a
+reference: the hub's DialogSum test split flattens each dialogue's three summaries into three rows.
 """
 
 from __future__ import annotations
@@ -30,17 +33,19 @@ def load_splits(
     path: str | None,
     hub_id: str | None,
     hub_name: str | None,
+    hub_splits: dict[str, str] | None,
     files: dict[str, str] | None,
     input_field: str,
     target_field: str | None,
     reference_fields: list[str] | None,
     label_field: str | None,
+    group_references: bool,
     num_examples: int,
     seed: int,
 ) -> DatasetDict:
     if format not in FORMATS:
         raise ValueError(f"data.format={format!r} is unknown; allowed: {', '.join(FORMATS)}")
-    fields = _Fields(input_field, target_field, reference_fields, label_field)
+    fields = _Fields(input_field, target_field, reference_fields, label_field, group_references)
     if format == "synthetic":
         return _synthetic(num_examples, seed, fields)
     if path is None:
@@ -50,7 +55,8 @@ def load_splits(
             raw = load_dataset(hub_id, hub_name)
         except (OSError, ConnectionError) as err:
             raise OSError(f"cannot load data.hub_id={hub_id!r} ({err}). Offline? Pass data.path=/local/dir") from err
-        return DatasetDict({s: fields.normalize(raw[s], f"{hub_id}[{s}]") for s in SPLITS if s in raw})
+        names = {s: (hub_splits or {}).get(s, s) for s in SPLITS}
+        return DatasetDict({s: fields.normalize(raw[n], f"{hub_id}[{n}]") for s, n in names.items() if n in raw})
     files = _local_files(path, files)
     if format == "sst2":
         return DatasetDict(
@@ -59,14 +65,25 @@ def load_splits(
     for f in files.values():
         for _ in _read_jsonl(f) if format == "jsonl" else _read_csv(f):
             pass  # validate every line before handing the files to `datasets` (which caches)
-    raw = load_dataset("json" if format == "jsonl" else "csv", data_files={s: str(f) for s, f in files.items()})
-    return DatasetDict({s: fields.normalize(raw[s], str(files[s])) for s in raw})
+    builder = "json" if format == "jsonl" else "csv"
+    # One load per split: splits may differ in columns (DialogSum's test has summary1..3, no summary).
+    return DatasetDict(
+        {s: fields.normalize(load_dataset(builder, data_files=str(f), split="train"), str(f)) for s, f in files.items()}
+    )
 
 
 class _Fields:
-    def __init__(self, input_field, target_field, reference_fields, label_field):
+    def __init__(
+        self,
+        input_field: str,
+        target_field: str | None,
+        reference_fields: list[str] | None,
+        label_field: str | None,
+        group_references: bool = False,
+    ) -> None:
         self.input, self.target, self.label = input_field, target_field, label_field
         self.references = list(reference_fields or ([target_field] if target_field else []))
+        self.group = group_references
 
     def normalize(self, ds: Dataset, where: str) -> Dataset:
         wanted = [self.input] + ([self.label] if self.label else [])
@@ -82,16 +99,33 @@ class _Fields:
         if len(ds) == 0:
             raise DataFormatError(f"{where}: the split is empty")
         if self.label:
+            if min(ds[self.label]) < 0:
+                raise DataFormatError(
+                    f"{where}: labels are hidden (negative), as in GLUE's test splits; "
+                    "evaluate on the validation split instead (data.hub_splits.test=validation)"
+                )
             return ds.map(
                 lambda ex: {"input": ex[self.input], "label": int(ex[self.label])},
                 remove_columns=ds.column_names,
             )
         refs = [f for f in self.references if f in ds.column_names] or [self.target]
         target = self.target if self.target in ds.column_names else refs[0]
-        return ds.map(
+        ds = ds.map(
             lambda ex: {"input": ex[self.input], "target": ex[target], "references": [ex[f] for f in refs]},
             remove_columns=ds.column_names,
         )
+        return _group_by_input(ds) if self.group else ds
+
+
+def _group_by_input(ds: Dataset) -> Dataset:
+    """One example per distinct input, in first-seen order, with the references of all its rows."""
+    groups: dict[str, dict] = {}
+    for ex in ds:
+        if ex["input"] in groups:
+            groups[ex["input"]]["references"] += ex["references"]
+        else:
+            groups[ex["input"]] = ex
+    return Dataset.from_list(list(groups.values()))
 
 
 def _synthetic(num_examples: int, seed: int, fields: _Fields) -> DatasetDict:

@@ -1,0 +1,172 @@
+"""Data sources on small real files: every format, the `file:line:` errors, multi-reference grouping
+and scoring, and the causal prompt/target layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from research.data.collate import IGNORE_INDEX, encode
+from research.data.sources import DataFormatError, load_splits
+from research.metrics import generation_metrics
+from research.models.tokenizers import byte_tokenizer
+from tests.conftest import ASSETS, CONF, ROOT, compose_cfg
+
+SPLIT_FILES = {"train": "train", "validation": "dev", "test": "test"}
+
+
+def load(format: str, path: Path | None, **overrides: Any):
+    args: dict[str, Any] = dict(
+        path=str(path) if path else None, hub_id=None, hub_name=None, hub_splits=None, files=None,
+        input_field="dialogue", target_field="summary", reference_fields=None, label_field=None,
+        group_references=False, num_examples=0, seed=0,
+    )  # fmt: skip
+    return load_splits(format, **(args | overrides))
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_synthetic_splits_are_disjoint_and_normalized():
+    splits = load("synthetic", None, num_examples=60)
+    assert set(splits) == {"train", "validation", "test"}
+    assert splits["test"].column_names == ["input", "target", "references"]
+    assert not set(splits["test"]["input"]) & set(splits["train"]["input"])
+    assert all(ex["references"] == [ex["target"]] for ex in splits["test"])
+
+
+def test_jsonl_directory_with_multi_reference_test(tmp_path: Path):
+    write_jsonl(tmp_path / "a.train", [{"dialogue": "d1", "summary": "s1"}, {"dialogue": "d2", "summary": "s2"}])
+    write_jsonl(tmp_path / "a.dev", [{"dialogue": "d3", "summary": "s3"}])
+    write_jsonl(tmp_path / "a.test", [{"dialogue": "d4", "summary1": "r1", "summary2": "r2", "summary3": "r3"}])
+    files = {s: f"a.{n}" for s, n in SPLIT_FILES.items()}
+    splits = load("jsonl", tmp_path, files=files, reference_fields=["summary1", "summary2", "summary3"])
+    assert splits["train"]["target"] == ["s1", "s2"] and splits["train"]["references"] == [["s1"], ["s2"]]
+    assert splits["test"][0] == {"input": "d4", "target": "r1", "references": ["r1", "r2", "r3"]}
+
+
+def test_csv_single_file_serves_every_split_with_custom_fields(tmp_path: Path):
+    path = tmp_path / "mine.csv"
+    path.write_text('question,answer\n"Hi, you?",fine\nq2,a2\n')
+    splits = load("csv", path, input_field="question", target_field="answer")
+    assert splits["validation"]["input"] == ["Hi, you?", "q2"] and splits["test"]["target"] == ["fine", "a2"]
+
+
+def test_sst2_lines_become_labelled_examples(tmp_path: Path):
+    for name in SPLIT_FILES.values():
+        (tmp_path / f"stsa.binary.{name}").write_text("1 a gorgeous film .\n\n0 one long string of cliches .\n")
+    files = {s: f"stsa.binary.{n}" for s, n in SPLIT_FILES.items()}
+    splits = load("sst2", tmp_path, files=files, input_field="sentence", target_field=None, label_field="label")
+    assert splits["test"].to_list() == [
+        {"input": "a gorgeous film .", "label": 1},
+        {"input": "one long string of cliches .", "label": 0},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("format", "content", "line", "reason"),
+    [
+        ("jsonl", '{"dialogue": "a", "summary": "b"}\n{"dialogue": "a", "summary": }\n', 2, "not valid JSON"),
+        ("jsonl", '{"dialogue": "a", "summary": "b"}\n["a", "b"]\n', 2, "expected a JSON object"),
+        ("csv", "dialogue,summary\na,b\nc,d,e\n", 3, "3 fields, the header has 2"),
+        ("sst2", "1 fine .\n0 bad .\n2 what ?\n", 3, "expected '<0|1> <sentence>'"),
+    ],
+)
+def test_malformed_line_is_named_by_file_and_line(tmp_path: Path, format: str, content: str, line: int, reason: str):
+    path = tmp_path / f"data.{format}"
+    path.write_text(content)
+    with pytest.raises(DataFormatError) as info:
+        load(format, path, label_field="label" if format == "sst2" else None)
+    assert str(info.value).startswith(f"{path}:{line}: ")
+    assert reason in str(info.value)
+
+
+def test_missing_field_names_it_and_the_columns_present(tmp_path: Path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "a", "summary": "b"}])
+    columns = r"field\(s\) \['dialogue'\] not found; columns are \['text', 'summary'\]"
+    with pytest.raises(DataFormatError, match=columns):
+        load("jsonl", path)
+
+
+def test_hub_style_flattened_references_are_grouped_back(tmp_path: Path):
+    """A local dataset directory goes through the same `load_dataset(hub_id)` call as a hub id, offline:
+    here shaped like knkarthick/dialogsum, whose test split repeats each dialogue once per summary."""
+    write_jsonl(tmp_path / "train.jsonl", [{"dialogue": "d1", "summary": "s1"}])
+    write_jsonl(tmp_path / "validation.jsonl", [{"dialogue": "d2", "summary": "s2"}])
+    rows = [{"dialogue": d, "summary": f"{d}-r{i}"} for d in ("d3", "d4") for i in (1, 2, 3)]
+    write_jsonl(tmp_path / "test.jsonl", rows)
+    splits = load("jsonl", None, hub_id=str(tmp_path), group_references=True)
+    assert splits["test"].to_list() == [
+        {"input": "d3", "target": "d3-r1", "references": ["d3-r1", "d3-r2", "d3-r3"]},
+        {"input": "d4", "target": "d4-r1", "references": ["d4-r1", "d4-r2", "d4-r3"]},
+    ]
+
+
+def test_hidden_test_labels_point_to_the_validation_split(tmp_path: Path):
+    """GLUE's test labels are -1: scoring them would be meaningless, so the hub split is remapped."""
+    for split, label in (("train", 1), ("validation", 0), ("test", -1)):
+        write_jsonl(tmp_path / f"{split}.jsonl", [{"sentence": f"{split} text", "label": label}])
+    fields = dict(input_field="sentence", target_field=None, label_field="label")
+    with pytest.raises(DataFormatError, match="labels are hidden"):
+        load("sst2", None, hub_id=str(tmp_path), **fields)
+    splits = load("sst2", None, hub_id=str(tmp_path), hub_splits={"test": "validation"}, **fields)
+    assert splits["test"].to_list() == [{"input": "validation text", "label": 0}]
+
+
+def test_every_data_config_declares_the_same_keys():
+    keys = {p.stem: set(yaml.safe_load(p.read_text())) for p in (CONF / "data").glob("*.yaml")}
+    assert {"synthetic", "dialogsum", "sst2", "jsonl", "csv"} <= set(keys)
+    assert all(k == keys["synthetic"] for k in keys.values()), keys
+
+
+def test_multi_reference_rouge_is_best_of_and_mean_of_hand_computed_f1():
+    """rouge1 F1 = 2PR/(P+R) on unigrams. `the cat sat` vs `the cat ran away`: P=2/3, R=2/4 -> 4/7;
+    vs `a cat sat`: P=R=2/3 -> 2/3. Bigrams: 1 of 2 vs 1 of 3 -> 2/5; 1 of 2 vs 1 of 2 -> 1/2.
+    `hello world` vs [`hello world`, `goodbye`]: 1 and 0 for both orders. Means over the 2 examples."""
+    scores = generation_metrics(
+        ["the cat sat", "hello world"], [["the cat ran away", "a cat sat"], ["hello world", "goodbye"]]
+    )
+    expected = {
+        "rouge1": (2 / 3 + 1) / 2,
+        "rouge1_mean": ((4 / 7 + 2 / 3) / 2 + 1 / 2) / 2,
+        "rouge2": (1 / 2 + 1) / 2,
+        "rouge2_mean": ((2 / 5 + 1 / 2) / 2 + 1 / 2) / 2,
+        "rougeL": (2 / 3 + 1) / 2,
+        "rougeL_mean": ((4 / 7 + 2 / 3) / 2 + 1 / 2) / 2,
+    }
+    assert {k: scores[k] for k in expected} == pytest.approx(expected, abs=1e-12)
+
+
+def test_causal_example_masks_the_prompt_and_keeps_its_end_when_cut():
+    tokenizer = byte_tokenizer()
+    prompt = "Summarize: " + "x" * 50 + "\nSummary:"
+    ex = encode({"target": "ok"}, prompt, tokenizer, "causal", max_source_length=30, max_target_length=8)
+    assert tokenizer.decode(ex["prompt_ids"]).endswith("\nSummary:") and ex["truncated"]
+    assert tokenizer.decode(ex["prompt_ids"]).startswith("Summarize: ") and len(ex["prompt_ids"]) == 30
+    target = tokenizer(" ok", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    assert ex["labels"] == [IGNORE_INDEX] * 30 + target
+    chat = encode({"target": "ok"}, "user turn\nassistant\n", tokenizer, "causal", 64, 8)
+    assert tokenizer.decode([i for i in chat["labels"] if i != IGNORE_INDEX]) == "ok</s>"
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_every_experiment_composes_and_names_existing_local_files(experiment: str):
+    cfg = compose_cfg(f"experiment={experiment}")
+    assert cfg.task_name == experiment
+    if cfg.data.path is not None and ASSETS.is_dir():  # relative to the repository root, as documented
+        assert all((ROOT / cfg.data.path / name).is_file() for name in cfg.data.files.values())
+    if cfg.model.gguf_file and ASSETS.is_dir():
+        assert (ROOT / cfg.model.name_or_path / cfg.model.gguf_file).is_file()
+
+
+def test_flan_t5_lab_experiment_is_the_reference_lora():
+    cfg = compose_cfg("experiment=dialogsum_flan_t5_base_lab")
+    assert (cfg.model.name, cfg.data.name, cfg.method.name) == ("flan_t5_base", "dialogsum", "lora")
+    assert (cfg.method.rank, cfg.method.alpha, list(cfg.method.target_modules)) == (32, 32, ["q", "v"])
+    assert (cfg.method.dropout, cfg.method.lr) == (0.05, 1e-3)

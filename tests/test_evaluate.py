@@ -1,0 +1,51 @@
+"""research.evaluate re-scores a saved run exactly as training scored it, and the base zero-shot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from research.evaluate import evaluate
+from research.tracking import read_record
+from research.train import train
+from tests.conftest import CONF, compose_cfg, small
+
+
+def evaluate_cfg(*overrides: str) -> DictConfig:
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("evaluate", overrides=list(small("logger=none", *overrides)))
+
+
+def train_cfg(*overrides: str) -> DictConfig:
+    return compose_cfg(*small("logger=none", "callbacks=none", *overrides))
+
+
+@pytest.mark.parametrize(
+    ("model", "method"),
+    [("tiny_t5", "lora"), ("tiny_t5", "full"), ("tiny_llama", "adapter"), ("tiny_llama", "selective")],
+)
+def test_saved_weights_reproduce_the_runs_test_metrics(tmp_path: Path, model: str, method: str):
+    run = tmp_path / "run"
+    trained = train(train_cfg(f"model={model}", f"method={method}", "trainer.max_steps=3", f"paths.output_dir={run}"))
+    # Composed with the defaults (tiny_t5, lora): the run's own model and method configs must win.
+    rescored = evaluate(evaluate_cfg(f"run_dir={run}", f"paths.output_dir={tmp_path / 'eval'}"))
+    expected = {k: v for k, v in trained.metrics.items() if k.startswith("test/") and not k.endswith("eval_s")}
+    assert {k: rescored.metrics[k] for k in expected} == pytest.approx(expected, abs=1e-6)
+    assert expected["test/loss"] != pytest.approx(trained.metrics["zero_shot/loss"], abs=1e-6)  # it did train
+    assert read_record(tmp_path / "eval")["status"] == "completed"
+
+
+def test_without_a_run_it_scores_the_base_model_zero_shot(tmp_path: Path):
+    """Prompt tuning changes the model at injection: zero-shot must bypass it, as training's baseline does."""
+    record = evaluate(evaluate_cfg("method=prompt_tuning", f"paths.output_dir={tmp_path}"))
+    trained = train(train_cfg("method=prompt_tuning", "train=false", f"paths.output_dir={tmp_path / 'train'}"))
+    assert record.method == "zero_shot"
+    assert record.metrics["zero_shot/loss"] == pytest.approx(trained.metrics["zero_shot/loss"], abs=1e-6)
+
+
+def test_a_directory_that_is_not_a_run_is_refused(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="holds no run.json"):
+        evaluate(evaluate_cfg(f"run_dir={tmp_path}", f"paths.output_dir={tmp_path / 'eval'}"))
