@@ -21,7 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from research.data import DataModule
 from research.methods.base import FineTuneModule, count_parameters
 from research.models import ModelSpec, build_model, build_tokenizer
-from research.tracking import RunRecord, memory
+from research.sweeps import SweepsSearchPath  # noqa: F401  registering it puts sweeps/ on the config path
+from research.tracking import RunRecord, memory, relaunch
 from research.tracking.loggers import finish_wandb
 from research.tracking.summary import run_table
 
@@ -129,8 +130,11 @@ def _write_examples(run_dir: Path, examples: dict[str, list[dict]], loggers: lis
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    record = train(cfg)
-    return record.metrics.get("test/loss")
+    """One job; in a multirun it is skipped when already completed and a failure does not end the sweep.
+    Returns `optimized_metric` (default test/loss) for sweepers such as Optuna."""
+    if relaunch.is_multirun():
+        return relaunch.run_sweep_job(cfg, train)
+    return relaunch.objective(train(cfg).metrics, cfg)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from research.tracking.record import RUN_FILE, read_record
+from research.tracking.relaunch import SKIP_FILE
 
 HEADLINE = ("rouge1", "rouge2", "rougeL", "rougeLsum", "accuracy", "f1")
 
@@ -47,10 +49,18 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 class SweepSummary(Callback):
-    """Hydra callback: after a multirun, print one table of every job's run.json."""
+    """Hydra callback: after a multirun, print one table of every job's run.json, and exit with the number
+    of failed jobs (jobs catch their own errors so the others still run: this keeps the failure visible)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         records = [r for p in sorted(sweep_dir.glob(f"*/{RUN_FILE}")) if (r := read_record(p.parent))]
         if records:
             print(f"\nSweep {sweep_dir} ({len(records)} runs)\n{sweep_table(records)}")
+        skipped = len(list(sweep_dir.glob(f"*/{SKIP_FILE}")))
+        if skipped:
+            print(f"{skipped} jobs skipped: completed in an earlier launch (see their {SKIP_FILE})")
+        failed = sum(r["status"] != "completed" for r in records)
+        if failed:
+            print(f"{failed} of {len(records)} jobs failed")
+            sys.exit(min(failed, 255))

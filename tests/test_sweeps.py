@@ -1,0 +1,152 @@
+"""Sweep configs in sweeps/sweep/: each composes through real Hydra and expands to its job list; a real
+multirun survives a failing job, reports it in its exit status, and a re-launch skips what completed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
+from omegaconf import DictConfig
+from optuna.distributions import LogUniformDistribution
+
+from research import compare
+from research.sweeps import SWEEPS_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+EXPECTED = {  # sweep -> its jobs, each the overrides Hydra gives it
+    "lora_rank": [[f"method.rank={r}"] for r in (1, 2, 4, 8, 16, 32, 64)],
+    "methods": [
+        [f"method={m}"] for m in ("full", "selective", "lora", "adapter", "prompt_tuning", "ia3", "prefix_tuning")
+    ],
+    "prompt_length": [[f"method.num_virtual_tokens={n}"] for n in (1, 5, 20, 50, 100)],
+    "seeds": [[f"seed={s}"] for s in (1, 2, 3)],
+}
+TINY = [
+    "trainer.max_epochs=1",
+    "data.num_examples=40",
+    "data.eval_limit=4",
+    "data.test_limit=4",
+    "generation.max_new_tokens=8",
+    "zero_shot=false",
+    "logger=csv",
+    "callbacks=none",
+]
+
+
+def compose_sweep(*overrides: str) -> DictConfig:
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def expand(cfg: DictConfig) -> list[list[str]]:
+    """The jobs Hydra's BasicSweeper launches for this config's sweeper params."""
+    overrides = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    (batch,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(overrides), None)
+    return batch
+
+
+def test_every_sweep_file_is_tested():
+    assert sorted(p.stem for p in (SWEEPS_DIR / "sweep").glob("*.yaml")) == sorted(
+        [*EXPECTED, "model_size", "lr_search"]
+    )
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_sweep_composes_to_a_multirun_of_its_jobs(name: str):
+    cfg = compose_sweep(f"sweep={name}")
+    assert cfg.hydra.mode == RunMode.MULTIRUN, "no -m needed"
+    assert cfg.hydra.sweeper._target_ == BASIC
+    assert cfg.task_name == f"sweep_{name}", "outputs/sweep_<name>/multiruns/<time>/"
+    assert expand(cfg) == EXPECTED[name]
+    assert cfg.hydra.job.env_set.WANDB_RUN_GROUP.startswith(f"sweep_{name}-20"), "W&B group: name + launch time"
+
+
+def test_lora_rank_sweeps_lora_with_fixed_alpha_and_tags_the_rank():
+    cfg = compose_sweep("sweep=lora_rank", "method.rank=4")
+    assert cfg.method.name == "lora" and cfg.method.alpha == 16
+    assert "rank4" in cfg.tags and "lora" in cfg.tags and "tiny_t5" in cfg.tags
+
+
+def test_model_size_presets_merge_into_the_tiny_model():
+    cfg = compose_sweep("sweep=model_size")
+    jobs = expand(cfg)
+    assert len(jobs) == 4
+    small = compose_sweep("sweep=model_size", *jobs[0])
+    assert small.model.config.d_model == 64 and small.model.config.num_layers == 1
+    assert small.model.config.feed_forward_proj == "gated-gelu", "presets merge, they do not replace"
+    assert "d64x1" in small.tags
+
+
+def test_seeds_compose_with_another_sweep_as_a_product():
+    cfg = compose_sweep("sweep=[seeds,lora_rank]")
+    jobs = expand(cfg)
+    assert len(jobs) == 21 and ["seed=3", "method.rank=64"] in jobs
+    assert cfg.task_name == "sweep_lora_rank"
+
+
+def test_lr_search_is_an_optuna_log_range_on_the_learning_rate():
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+
+    cfg = compose_sweep("sweep=lr_search")
+    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    assert cfg.hydra.sweeper.direction == "minimize" and cfg.optimized_metric == "test/loss"
+    (override,) = OverridesParser.create().parse_overrides([f"method.lr={cfg.hydra.sweeper.params['method.lr']}"])
+    dist = create_optuna_distribution_from_override(override)
+    assert isinstance(dist, LogUniformDistribution) and (dist.low, dist.high) == (1e-5, 1e-1)
+
+
+def test_joblib_launcher_composes():
+    cfg = compose_sweep("sweep=seeds", "hydra/launcher=parallel")
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
+
+
+def _launch(sweep_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """sweep=methods cut to three jobs, bitfit failing (the tiny T5 has no biases), from outside the repo."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    args = ["sweep=methods", "hydra.sweeper.params.method='lora,bitfit,prompt_tuning'", *TINY]
+    return subprocess.run(
+        [sys.executable, "-m", "research.train", *args, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _status(job_dir: Path) -> str | None:
+    path = job_dir / "run.json"
+    return json.loads(path.read_text())["status"] if path.exists() else None
+
+
+@pytest.mark.slow
+def test_sweep_survives_a_failure_compares_and_relaunches(tmp_path: Path):
+    first = tmp_path / "launch1"
+    proc = _launch(first, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "1 of 3 jobs failed" in proc.stdout
+    jobs = {p.name: _status(p) for p in first.iterdir() if p.is_dir()}
+    assert jobs == {"0_lora": "completed", "1_bitfit": "failed", "2_prompt_tuning": "completed"}
+
+    report = compare.compare([first])
+    assert [r["method"] for r in report.runs] == ["lora", "prompt_tuning"]
+    assert [(r["method"], r["status"]) for r in report.failed] == [("bitfit", "failed")]
+    assert "no biases" in report.failed[0]["error"]
+    assert all((first / f"comparison.{ext}").stat().st_size > 0 for ext in ("md", "csv", "html"))
+
+    second = tmp_path / "launch2"
+    proc = _launch(second, cwd=tmp_path)
+    assert proc.returncode == 1, "bitfit still fails, and says so"
+    assert "2 jobs skipped" in proc.stdout
+    assert (second / "0_lora" / "skipped.json").exists() and _status(second / "0_lora") is None
+    assert _status(second / "1_bitfit") == "failed", "a failed job is run again"
