@@ -91,6 +91,8 @@ def build_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **load_kwar
             model = auto.from_pretrained(spec.name_or_path, dtype=dtype, **kwargs, **extra, **load_kwargs)
         except OSError as err:
             raise _unreachable(spec, err) from err
+        if spec.gguf_file:
+            _forget_gguf_quantizer(model)
     else:
         config = _architecture(spec, tokenizer, extra)
         model = auto.from_config(config, dtype=dtype)
@@ -124,6 +126,15 @@ def _untie_output_embeddings(model: PreTrainedModel) -> None:
         weight = torch.empty_like(head.weight)
         head.weight = nn.Parameter(nn.init.normal_(weight, std=weight.shape[1] ** -0.5))
     model.config.tie_word_embeddings = False
+
+
+def _forget_gguf_quantizer(model: PreTrainedModel) -> None:
+    """transformers de-quantizes GGUF weights to plain tensors at load but keeps a GGUF quantizer on the
+    model, and `save_pretrained` then refuses it: full fine-tuning could not save what it trained."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 def _unreachable(spec: ModelSpec, err: Exception) -> OSError:
