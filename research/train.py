@@ -15,7 +15,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from research.data import DataModule
@@ -77,9 +77,10 @@ def build(cfg: DictConfig) -> tuple[FineTuneModule, DataModule]:
     """Tokenizer + base model -> strategy module (injects, freezes) and its DataModule (set up)."""
     spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
     tokenizer = build_tokenizer(spec)
+    load_kwargs = get_class(cfg.method._target_).load_kwargs(cfg.method)
     module = _instantiate(
         cfg.method,
-        backbone=build_model(spec, tokenizer),
+        backbone=build_model(spec, tokenizer, **load_kwargs),
         tokenizer=tokenizer,
         task=spec.task,
         optimizer=cfg.optimizer,

@@ -80,6 +80,11 @@ class FineTuneModule(pl.LightningModule):
         self.strict_loading = False  # checkpoints hold only the trainable tensors
 
     # --- what a strategy decides -------------------------------------------------------------
+    @staticmethod
+    def load_kwargs(method_cfg: Mapping[str, Any]) -> dict[str, Any]:
+        """Extra `from_pretrained` arguments (QLoRA: a quantization config): read before the base loads."""
+        return {}
+
     def inject(self, model: nn.Module) -> nn.Module:
         raise NotImplementedError
 
