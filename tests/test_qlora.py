@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from research.methods.base import count_parameters
+from research.methods.base import adamw_class, count_parameters
 from research.train import build
 from tests.conftest import compose_cfg, small
 from tests.test_methods import fit_on_one_batch, loss_on
@@ -44,3 +44,17 @@ def test_qlora_fails_fast_on_a_bad_field():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="method.compute_dtype=float16 needs a GPU"):
             build(compose_cfg(*small("model=tiny_llama", "method=qlora", "method.compute_dtype=float16")))
+
+
+def test_qlora_trains_with_the_8bit_optimizer_and_refuses_paged_on_cpu():
+    cfg = compose_cfg(
+        *small("model=tiny_llama", "method=qlora", "optimizer.warmup_ratio=0", "optimizer.name=adamw8bit")
+    )
+    module, datamodule = build(cfg)
+    batch = next(iter(datamodule.train_dataloader()))
+    before = loss_on(module, batch)
+    fit_on_one_batch(module, batch, steps=10)
+    assert type(module.trainer.optimizers[0]).__name__ == "AdamW8bit"
+    assert loss_on(module, batch) < before
+    with pytest.raises(ValueError, match="optimizer.name=paged_adamw8bit needs a GPU"):
+        adamw_class("paged_adamw8bit", torch.device("cpu"))

@@ -52,6 +52,22 @@ def unfreeze_head(model: nn.Module) -> None:
             p.requires_grad_(True)
 
 
+def adamw_class(name: str, device: torch.device) -> type[torch.optim.Optimizer]:
+    """torch AdamW, or bitsandbytes' 8-bit AdamW (state in 8 bits: 4x less optimizer memory).
+    Paged optimizers page GPU state to CPU memory: meaningless on CPU, refused there."""
+    if name == "adamw":
+        return torch.optim.AdamW
+    if name not in ("adamw8bit", "paged_adamw8bit"):
+        raise ValueError(f"optimizer.name={name!r}; allowed: adamw, adamw8bit, paged_adamw8bit")
+    if name == "paged_adamw8bit" and device.type != "cuda":
+        raise ValueError("optimizer.name=paged_adamw8bit needs a GPU; on CPU use adamw8bit or adamw")
+    try:
+        import bitsandbytes.optim as bnb_optim  # optional dependency, only for the 8-bit optimizers
+    except ImportError as err:
+        raise ValueError(f"optimizer.name={name} needs bitsandbytes (pip install bitsandbytes)") from err
+    return bnb_optim.AdamW8bit if name == "adamw8bit" else bnb_optim.PagedAdamW8bit
+
+
 class FineTuneModule(pl.LightningModule):
     def __init__(
         self,
@@ -115,7 +131,7 @@ class FineTuneModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(
+        opt = adamw_class(self.optim.get("name", "adamw"), params[0].device)(
             params,
             lr=self.lr,
             weight_decay=self.optim.get("weight_decay", 0.0),
