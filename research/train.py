@@ -18,6 +18,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from research.checks import check_precision, check_resume
 from research.data import DataModule
 from research.methods.base import FineTuneModule, count_parameters
 from research.models import ModelSpec, build_model, build_tokenizer
@@ -39,9 +40,12 @@ def train(cfg: DictConfig) -> RunRecord:
         pl.seed_everything(cfg.seed, workers=True)
         module, datamodule = build(cfg)
         record.params = count_parameters(module.model)
+        record.artifacts["truncated_inputs"] = datamodule.truncated
         loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
         callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
-        trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+        trainer: pl.Trainer = instantiate(
+            cfg.trainer, default_root_dir=run_dir, logger=loggers or False, callbacks=callbacks
+        )
         for lg in loggers:
             lg.log_hyperparams(_flat(config) | {f"params/{k}": v for k, v in record.params.items()})
 
@@ -54,7 +58,7 @@ def train(cfg: DictConfig) -> RunRecord:
             record.timing["train_s"] = time.perf_counter() - started
             record.timing["train_tokens_per_s"] = module.tokens_seen / record.timing["train_s"]
             weights = module.save_weights(run_dir / "weights")
-            record.artifacts = {"weights_dir": str(weights), "weights_bytes": _dir_bytes(weights)}
+            record.artifacts |= {"weights_dir": str(weights), "weights_bytes": _dir_bytes(weights)}
         if cfg.test:
             module.eval_prefix = "test"
             trainer.test(module, datamodule=datamodule, verbose=False)
@@ -75,6 +79,8 @@ def train(cfg: DictConfig) -> RunRecord:
 
 def build(cfg: DictConfig) -> tuple[FineTuneModule, DataModule]:
     """Tokenizer + base model -> strategy module (injects, freezes) and its DataModule (set up)."""
+    check_precision(cfg)
+    check_resume(cfg)
     spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
     tokenizer = build_tokenizer(spec)
     load_kwargs = get_class(cfg.method._target_).load_kwargs(cfg.method)

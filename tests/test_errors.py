@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import MissingConfigException
 
-from research.train import build
+from research.train import build, train
 from tests.conftest import compose_cfg, small
 
 
@@ -70,3 +72,34 @@ def test_unreachable_model_suggests_a_local_path():
     message = build_error("model=flan_t5_small")  # HF_HUB_OFFLINE=1 in the tests: the hub is unreachable
     assert "cannot load model.name_or_path='google/flan-t5-small'" in message
     assert "model.name_or_path=/path/to/model" in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["model.dtype=float16"],
+            r"float16 with T5 .* overflows; use trainer\.precision=bf16-mixed on a GPU, or 32-true",
+        ),
+        (["trainer.precision=16-mixed"], r"float16 with T5"),
+        (["trainer=gpu"], r"trainer\.accelerator=gpu but no CUDA GPU is visible"),
+        (["trainer.precision=bf16-mixed"], r"trainer\.precision=bf16-mixed needs a CUDA GPU"),
+        (["ckpt_path=/nonexistent/last.ckpt"], r"ckpt_path='/nonexistent/last.ckpt' does not exist"),
+    ],
+)
+def test_gpu_only_and_unsafe_precision_fail_fast_on_cpu(overrides: list[str], expected: str):
+    if torch.cuda.is_available():
+        pytest.skip("these settings are valid on a CUDA machine")
+    assert re.search(expected, build_error(*overrides))
+
+
+def test_resuming_under_a_changed_config_is_refused_with_the_diff(tmp_path: Path):
+    first = small("trainer.max_steps=2", "logger=none", "zero_shot=false", "test=false")
+    train(compose_cfg(*first, f"paths.output_dir={tmp_path}"))
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    elsewhere = f"paths.output_dir={tmp_path / 'resumed'}"
+    build(compose_cfg(*first, elsewhere, f"ckpt_path={ckpt}"))  # same config: accepted
+    message = build_error(*first, elsewhere, "method.rank=4", f"ckpt_path={ckpt}")
+    assert "was written under another configuration" in message
+    assert "method.rank: 8 -> 4" in message

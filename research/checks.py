@@ -1,0 +1,58 @@
+"""Checks on a composed config that must fail before any model is loaded or any step is trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from research.tracking.record import VOLATILE_KEYS, config_hash, read_record
+
+FP16_UNSAFE = ("t5", "mt5", "umt5")  # T5 activations overflow float16 (inf/NaN losses)
+
+
+def check_precision(cfg: DictConfig) -> None:
+    accelerator, precision = str(cfg.trainer.accelerator), str(cfg.trainer.precision)
+    cuda = torch.cuda.is_available()
+    if accelerator in ("gpu", "cuda") and not cuda:
+        raise ValueError(f"trainer.accelerator={accelerator} but no CUDA GPU is visible; use trainer=default (CPU)")
+    if precision.startswith("bf16") and not cuda:
+        raise ValueError(f"trainer.precision={precision} needs a CUDA GPU with bfloat16; on CPU use 32-true")
+    fp16 = precision.startswith("16") or cfg.model.dtype == "float16"
+    if fp16 and cfg.model.model_type in FP16_UNSAFE:
+        raise ValueError(
+            f"float16 with T5 (model.dtype={cfg.model.dtype}, trainer.precision={precision}) overflows; "
+            "use trainer.precision=bf16-mixed on a GPU, or 32-true"
+        )
+
+
+def check_resume(cfg: DictConfig) -> None:
+    """Refuse to resume a checkpoint written under another configuration, and show what changed."""
+    if not cfg.ckpt_path:
+        return
+    ckpt = Path(cfg.ckpt_path)
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path!r} does not exist")
+    previous = read_record(ckpt.parent.parent)  # <run dir>/checkpoints/last.ckpt
+    if previous is None:
+        return
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["ckpt_path"] = previous["config"].get("ckpt_path")  # where to resume from is not a change
+    if config_hash(config) != previous["config_hash"]:
+        diff = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in config_diff(previous["config"], config))
+        raise ValueError(f"ckpt_path={cfg.ckpt_path!r} was written under another configuration: {diff}")
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if not prefix and key in VOLATILE_KEYS:
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append((f"{prefix}{key}", a, b))
+    return out
