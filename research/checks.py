@@ -39,10 +39,22 @@ def check_resume(cfg: DictConfig) -> None:
     if previous is None:
         return
     config = OmegaConf.to_container(cfg, resolve=True)
-    config["ckpt_path"] = previous["config"].get("ckpt_path")  # where to resume from is not a change
     if config_hash(config) != previous["config_hash"]:
         diff = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in config_diff(previous["config"], config))
         raise ValueError(f"ckpt_path={cfg.ckpt_path!r} was written under another configuration: {diff}")
+
+
+def check_writable(directory: Path) -> None:
+    """The run dir must take files before hours of training go into it."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(
+            f"paths.output_dir={str(directory)!r} is not writable ({err.strerror}); choose another"
+        ) from err
 
 
 def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:

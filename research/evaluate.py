@@ -30,9 +30,8 @@ def evaluate(cfg: DictConfig) -> RunRecord:
         cfg = with_run_config(cfg, Path(cfg.run_dir))
     method = cfg.method.name if cfg.run_dir else "zero_shot"
     record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), method, cfg.model.name, cfg.data.name)
-    record.write(out_dir)
     memory.reset_peak()
-    try:
+    with record.recorded(out_dir):
         pl.seed_everything(cfg.seed, workers=True)
         module, datamodule = build(cfg)
         if cfg.run_dir:
@@ -46,12 +45,6 @@ def evaluate(cfg: DictConfig) -> RunRecord:
         record.timing["eval_s"] = time.perf_counter() - started
         record.metrics, record.memory = dict(module.results), memory.peak()
         _write_examples(out_dir, module.examples, [])
-        record.complete()
-    except BaseException as err:
-        record.fail(err)
-        raise
-    finally:
-        record.write(out_dir)
     print(run_table(record.__dict__))
     return record
 

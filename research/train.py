@@ -18,13 +18,14 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from research.checks import check_precision, check_resume
+from research.callbacks import EpochSeed, RecordProgress
+from research.checks import check_precision, check_resume, check_writable
 from research.data import DataModule
 from research.methods.base import FineTuneModule, count_parameters
 from research.models import ModelSpec, build_model, build_tokenizer
 from research.sweeps import SweepsSearchPath  # noqa: F401  registering it puts sweeps/ on the config path
 from research.tracking import RunRecord, memory, relaunch
-from research.tracking.loggers import finish_wandb
+from research.tracking.loggers import closing_wandb, start_loggers
 from research.tracking.summary import run_table
 
 log = logging.getLogger(__name__)
@@ -32,17 +33,23 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> RunRecord:
     run_dir = Path(cfg.paths.output_dir)
+    check_writable(run_dir)
+    cfg = with_resume(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     record = RunRecord.start(config, cfg.method.name, cfg.model.name, cfg.data.name)
-    record.write(run_dir)
+    if cfg.ckpt_path:
+        record.artifacts["resumed_from"] = cfg.ckpt_path
     memory.reset_peak()
-    try:
+    with record.recorded(run_dir), closing_wandb():
         pl.seed_everything(cfg.seed, workers=True)
         module, datamodule = build(cfg)
         record.params = count_parameters(module.model)
         record.artifacts["truncated_inputs"] = datamodule.truncated
-        loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+        loggers, note = start_loggers(cfg.logger, run_dir)
+        if note:
+            record.artifacts["logger_fallback"] = note
         callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
+        callbacks += [EpochSeed(cfg.seed), RecordProgress(record, run_dir)]
         trainer: pl.Trainer = instantiate(
             cfg.trainer, default_root_dir=run_dir, logger=loggers or False, callbacks=callbacks
         )
@@ -66,15 +73,25 @@ def train(cfg: DictConfig) -> RunRecord:
         record.timing.update({k.replace("/", "_"): v for k, v in module.results.items() if k.endswith("eval_s")})
         record.memory = memory.peak()
         _write_examples(run_dir, module.examples, loggers)
-        record.complete()
-    except BaseException as err:
-        record.fail(err)
-        raise
-    finally:
-        record.write(run_dir)
-        finish_wandb(failed=record.status != "completed")
     print(run_table(record.__dict__))
     return record
+
+
+def with_resume(cfg: DictConfig) -> DictConfig:
+    """`resume=auto`: set ckpt_path to the last checkpoint of the newest unfinished run of this exact
+    config (none: start from scratch). An explicit ckpt_path wins."""
+    if cfg.resume not in (False, "auto"):
+        raise ValueError(f"resume={cfg.resume!r}; allowed: false, auto (or pass ckpt_path=<file>)")
+    if cfg.resume != "auto" or cfg.ckpt_path:
+        return cfg
+    ckpt = relaunch.resumable_checkpoint(cfg)
+    if ckpt is None:
+        log.info("resume=auto: no unfinished run of this config to continue; starting from scratch")
+        return cfg
+    log.info("resume=auto: continuing from %s", ckpt)
+    cfg = cfg.copy()
+    cfg.ckpt_path = str(ckpt)
+    return cfg
 
 
 def build(cfg: DictConfig) -> tuple[FineTuneModule, DataModule]:

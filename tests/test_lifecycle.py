@@ -56,7 +56,9 @@ def test_checkpoint_holds_only_trainable_tensors_and_resumes(tmp_path: Path):
     module, datamodule = build(compose_cfg(*LORA_OVERRIDES))
     batch = next(iter(datamodule.train_dataloader()))
     fit_on_one_batch(module, batch, steps=2)
-    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_progress_bar=False)
+    trainer = pl.Trainer(
+        max_steps=2, accelerator="cpu", logger=False, enable_progress_bar=False, default_root_dir=tmp_path
+    )
     trainer.fit(module, train_dataloaders=DataLoader([batch] * 2, batch_size=None))
     ckpt = tmp_path / "last.ckpt"
     trainer.save_checkpoint(ckpt)

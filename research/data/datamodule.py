@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 
 import pytorch_lightning as pl
-import torch
 from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from research.data.collate import Collator, encode
+from research.data.sampler import EpochSampler
 from research.data.sources import load_splits
 from research.data.templates import check_template, render
 
 log = logging.getLogger(__name__)
-LIMITS = {"train": "train_limit", "validation": "eval_limit", "test": "test_limit"}
+TRUNCATION = ("warn", "error")  # what to do when inputs exceed max_source_length
 
 
 class DataModule(pl.LightningDataModule):
@@ -44,13 +44,17 @@ class DataModule(pl.LightningDataModule):
         test_limit: int | None = None,
         max_source_length: int = 512,
         max_target_length: int = 128,
+        truncation: str = "warn",
         batch_size: int = 8,
+        group_by_length: bool = False,
         eval_batch_size: int = 16,
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
         super().__init__()
         check_template(template)
+        if truncation not in TRUNCATION:
+            raise ValueError(f"data.truncation={truncation!r}; allowed: {', '.join(TRUNCATION)}")
         for field, value in (("max_source_length", max_source_length), ("batch_size", batch_size)):
             if value <= 0:
                 raise ValueError(f"data.{field}={value} must be > 0")
@@ -65,6 +69,7 @@ class DataModule(pl.LightningDataModule):
         self.template, self.chat_template, self.seed = template, chat_template, seed
         self.limits = {"train": train_limit, "validation": eval_limit, "test": test_limit}
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
+        self.truncation, self.group_by_length = truncation, group_by_length
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.collate = Collator(tokenizer.pad_token_id, task)
         self.splits: DatasetDict | None = None
@@ -82,8 +87,18 @@ class DataModule(pl.LightningDataModule):
             splits[split] = self._tokenize(ds, train=split == "train")
             self.truncated[split] = int(sum(splits[split]["truncated"]))
         self.splits = DatasetDict(splits)
-        if any(self.truncated.values()):
-            log.warning("inputs cut at data.max_source_length=%d: %s", self.max_source_length, self.truncated)
+        self._check_truncation()
+
+    def _check_truncation(self) -> None:
+        """Inputs longer than max_source_length lose their end: say how many, or refuse (truncation=error)."""
+        if not any(self.truncated.values()):
+            return
+        sizes = {split: len(ds) for split, ds in self.splits.items()}
+        counts = ", ".join(f"{split}: {n} of {sizes[split]}" for split, n in self.truncated.items() if n)
+        message = f"inputs longer than data.max_source_length={self.max_source_length} tokens were cut ({counts})"
+        if self.truncation == "error":
+            raise ValueError(f"{message}; raise data.max_source_length or set data.truncation=warn")
+        log.warning(message)
 
     def prompt(self, text: str, *, train: bool, index: int) -> str:
         prompt = render(self.template, text, train=train, seed=self.seed, index=index)
@@ -102,18 +117,18 @@ class DataModule(pl.LightningDataModule):
         return ds.map(one, with_indices=True, remove_columns=drop, desc="tokenize")
 
     def loader(self, split: str, batch_size: int, shuffle: bool = False) -> DataLoader:
-        """Any split as a DataLoader (research.evaluate scores a chosen split)."""
+        """Any split as a DataLoader (research.evaluate scores a chosen split); shuffled in an order
+        that depends only on (seed, epoch), so resumed runs see the same batches."""
         assert self.splits is not None, "call setup() first"
         if split not in self.splits:
             raise ValueError(f"data {self.name!r} has no {split!r} split; it has {list(self.splits)}")
-        generator = torch.Generator().manual_seed(self.seed)
+        ds = self.splits[split].remove_columns("truncated")
+        sampler = None
+        if shuffle:
+            lengths = [len(ids) for ids in ds["input_ids"]]
+            sampler = EpochSampler(lengths, batch_size, self.seed, group_by_length=self.group_by_length)
         return DataLoader(
-            self.splits[split].remove_columns("truncated"),
-            batch_size=batch_size,
-            shuffle=shuffle,
-            collate_fn=self.collate,
-            num_workers=self.num_workers,
-            generator=generator,
+            ds, batch_size=batch_size, sampler=sampler, collate_fn=self.collate, num_workers=self.num_workers
         )
 
     def train_dataloader(self) -> DataLoader:

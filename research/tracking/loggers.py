@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from pytorch_lightning.loggers import WandbLogger
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+
+log = logging.getLogger(__name__)
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
@@ -27,9 +35,37 @@ def wandb_logger(mode: str = "auto", tags: list[str] | None = None, **kwargs: An
     return WandbLogger(mode=wandb_mode(mode), tags=list(tags or []), **kwargs)
 
 
-def finish_wandb(failed: bool) -> None:
-    """Close this job's W&B run, even on failure, so multirun jobs never merge into one run."""
+def start_loggers(configs: DictConfig | None, run_dir: Path) -> tuple[list[Logger], str | None]:
+    """Instantiate and start the configured loggers. A logger that cannot start (W&B: a bad mode, an
+    unwritable directory, no network when online) is replaced by CSV in the run dir: the run goes on and
+    the returned note (also logged, and kept in run.json) says why."""
+    loggers, failures = [], []
+    for name, node in (configs or {}).items():
+        try:
+            logger = instantiate(node)
+            logger.experiment  # noqa: B018  W&B starts its run here: fail now, not mid-training
+            loggers.append(logger)
+        except Exception as err:
+            failures.append(f"logger.{name} failed to start ({type(err).__name__}: {err})")
+    if not failures:
+        return loggers, None
+    note = "; ".join(failures) + f"; logging metrics to CSV in {run_dir / 'csv'} instead"
+    log.warning(note)
+    if not any(isinstance(lg, CSVLogger) for lg in loggers):
+        loggers.append(CSVLogger(run_dir, name="csv"))
+    return loggers, note
+
+
+@contextmanager
+def closing_wandb() -> Iterator[None]:
+    """Close this job's W&B run when the job ends, failed or not, so multirun jobs never merge into one run."""
     import wandb
 
+    try:
+        yield
+    except BaseException:
+        if wandb.run is not None:
+            wandb.finish(exit_code=1)
+        raise
     if wandb.run is not None:
-        wandb.finish(exit_code=1 if failed else 0)
+        wandb.finish(exit_code=0)

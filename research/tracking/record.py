@@ -11,6 +11,8 @@ import subprocess
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -28,8 +30,9 @@ PACKAGES = (
     "evaluate",
     "wandb",
 )
-# Config keys that do not change what a run computes: excluded from the config hash.
-VOLATILE_KEYS = ("paths", "hydra", "logger", "callbacks", "tags")
+# Config keys that do not change what a run computes: excluded from the config hash (a resumed run
+# has the same hash as the run it continues).
+VOLATILE_KEYS = ("paths", "hydra", "logger", "callbacks", "tags", "resume", "ckpt_path")
 
 
 @dataclass
@@ -47,6 +50,7 @@ class RunRecord:
     timing: dict[str, float] = field(default_factory=dict)
     memory: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, int] = field(default_factory=dict)  # last checkpoint: step and epoch
     versions: dict[str, str] = field(default_factory=dict)
     git_commit: str | None = None
     started_at: float = field(default_factory=time.time)
@@ -76,6 +80,19 @@ class RunRecord:
 
     def write(self, run_dir: Path) -> Path:
         return write_json_atomic(run_dir / RUN_FILE, asdict(self))
+
+    @contextmanager
+    def recorded(self, run_dir: Path) -> Iterator[RunRecord]:
+        """Written when the run starts, then as completed, or as failed with the error: never lost."""
+        self.write(run_dir)
+        try:
+            yield self
+            self.complete()
+        except BaseException as err:
+            self.fail(err)
+            raise
+        finally:
+            self.write(run_dir)
 
 
 def read_record(run_dir: Path) -> dict[str, Any] | None:

@@ -1,9 +1,11 @@
-"""Sweeps that are safe to re-launch.
+"""Runs and sweeps that are safe to re-launch.
 
 Launching the same sweep again skips each job whose config already completed in an earlier launch (a
 sibling folder of this sweep's folder, i.e. outputs/<task_name>/multiruns/*, or this very folder when
 hydra.sweep.dir is given again) and re-runs failed or unfinished ones. A job that raises is recorded as
 failed in its run.json and the sweep goes on; SweepSummary then exits with the number of failed jobs.
+With `resume=auto`, a run (or sweep job) continues the newest unfinished run of its exact config from that
+run's last checkpoint instead of starting over.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from research.tracking.record import RUN_FILE, RunRecord, config_hash, read_reco
 
 log = logging.getLogger(__name__)
 SKIP_FILE = "skipped.json"
+CHECKPOINT = "checkpoints/last.ckpt"  # written by conf/callbacks/default.yaml
 DEFAULT_OBJECTIVE = "test/loss"
 
 
@@ -33,14 +36,31 @@ def objective(metrics: dict[str, float], cfg: DictConfig) -> float | None:
     return metrics.get(cfg.get("optimized_metric") or DEFAULT_OBJECTIVE)
 
 
+def earlier_runs(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Records of exactly this config (same config hash) from earlier launches of this task, newest
+    first, each with its folder in `run_dir`: sibling run folders of a single run
+    (outputs/<task>/runs/*), sibling sweep folders' jobs for a multirun job (outputs/<task>/multiruns/*/*)."""
+    wanted = config_hash(OmegaConf.to_container(cfg, resolve=True))
+    out_dir = Path(cfg.paths.output_dir)
+    root, pattern = (out_dir.parent.parent, f"*/*/{RUN_FILE}") if is_multirun() else (out_dir.parent, f"*/{RUN_FILE}")
+    found = [r | {"run_dir": str(p.parent)} for p in root.glob(pattern) if (r := read_record(p.parent))]
+    same = [r for r in found if r["config_hash"] == wanted]
+    return sorted(same, key=lambda r: r.get("started_at") or 0, reverse=True)
+
+
 def completed_earlier(cfg: DictConfig) -> dict[str, Any] | None:
     """A completed record of exactly this config in this sweep's folder or its earlier launches."""
-    wanted = config_hash(OmegaConf.to_container(cfg, resolve=True))
-    launches = Path(HydraConfig.get().sweep.dir).parent
-    for path in sorted(launches.glob(f"*/*/{RUN_FILE}")):
-        record = read_record(path.parent)
-        if record and record["status"] == "completed" and record["config_hash"] == wanted:
-            return record | {"run_dir": str(path.parent)}
+    return next((r for r in earlier_runs(cfg) if r["status"] == "completed"), None)
+
+
+def resumable_checkpoint(cfg: DictConfig) -> Path | None:
+    """`resume=auto`: the last checkpoint of the newest unfinished (killed or failed) run of this config."""
+    for record in earlier_runs(cfg):
+        if record["status"] == "completed":
+            return None  # the newest run of this config finished: nothing to continue
+        ckpt = Path(record["run_dir"]) / CHECKPOINT
+        if ckpt.is_file():
+            return ckpt
     return None
 
 
