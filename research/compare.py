@@ -138,6 +138,7 @@ def run_row(record: dict[str, Any], metric: str, hypers: list[str]) -> dict[str,
         metric: metrics.get(metric),
         zero_shot: metrics.get(zero_shot),
         "test/loss": metrics.get("test/loss"),
+        "val/loss": metrics.get("val/loss"),  # what sweep=lr_search selects on
         "train_s": record["timing"].get("train_s"),
         "peak_rss_mb": record["memory"].get("peak_rss_mb"),
         "status": record["status"],
@@ -206,10 +207,29 @@ def pareto_front(points: list[tuple[float, float]], lower_better: bool) -> list[
 # --- plots ----------------------------------------------------------------------------------------
 
 
-def labeller(rows: list[dict[str, Any]], hypers: list[str]) -> Callable[[dict[str, Any]], str]:
-    """Names configs by method plus whatever else varies among them (model, data, rank, lr, ...)."""
-    keys = [k for k in ("model", "data", *hypers) if varies(rows, k)]
-    return lambda row: " ".join([row["method"], *(f"{k}={fmt(row[k])}" for k in keys if row.get(k) is not None)])
+def model_names(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Each base model (HIDDEN_MODEL) by name, plus the architecture keys in which it differs from another
+    model of that name (`tiny_t5 d_model=256`): two widths of one model must not read alike."""
+    models = {r[HIDDEN_MODEL]: json.loads(r[HIDDEN_MODEL]) for r in rows}
+    names = {}
+    for key, (name, config) in models.items():
+        same = [c or {} for n, c in models.values() if n == name]
+        differ = sorted(k for k in set().union(*same) if len({json.dumps(c.get(k)) for c in same}) > 1)
+        names[key] = " ".join([name, *(f"{k}={(config or {}).get(k)}" for k in differ)])
+    return names
+
+
+def labeller(rows: list[dict[str, Any]], hypers: list[str], with_model: bool = True) -> Callable[[dict[str, Any]], str]:
+    """Names configs by method plus whatever else varies among them: the model (unless `with_model` is
+    false) and data, and the hyperparameters that vary within a method (rank, lr, ...; not an lr that
+    merely differs between methods)."""
+    models = model_names(rows) if with_model and varies(rows, HIDDEN_MODEL) else {}
+    by_method = [[r for r in rows if r["method"] == m] for m in sorted({r["method"] for r in rows})]
+    keys = ["data"] * varies(rows, "data") + [k for k in hypers if any(varies(g, k) for g in by_method)]
+    return lambda row: " ".join(
+        [row["method"], *([models[row[HIDDEN_MODEL]]] if models else [])]
+        + [f"{k}={fmt(row[k])}" for k in keys if row.get(k) is not None]
+    )
 
 
 def _png(fig: plt.Figure) -> str:
@@ -241,12 +261,22 @@ def plot_tradeoff(rows: list[dict[str, Any]], metric: str, hypers: list[str]) ->
     return _png(fig)
 
 
-def plot_by(rows: list[dict[str, Any]], x: str, metric: str, xlabel: str, title: str) -> str:
-    """`metric` against `x`, one line per method (and model, when several share a method)."""
+def plot_by(
+    rows: list[dict[str, Any]], x: str, metric: str, xlabel: str, series: Callable[[dict[str, Any]], str]
+) -> str:
+    """`metric` against `x` (log scale), one line per `series` label. An integer axis (LoRA rank) is in
+    powers of two, ticked at the values run."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for series in sorted({(r["method"], r["data"]) for r in rows}):
-        _errorbar(ax, [r for r in rows if (r["method"], r["data"]) == series], x, metric, label=series[0])
-    ax.set(xscale="log", xlabel=xlabel, ylabel=metric, title=title)
+    for label in sorted({series(r) for r in rows}):
+        _errorbar(ax, [r for r in rows if series(r) == label], x, metric, label=label)
+    if x == "rank":
+        values = sorted({r[x] for r in rows})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(values, [str(v) for v in values])
+        ax.minorticks_off()
+    else:
+        ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel=metric, title=f"{metric} vs {xlabel.split(' (')[0]}")
     ax.legend(fontsize=8)
     return _png(fig)
 
@@ -277,13 +307,15 @@ def make_plots(groups: list[dict[str, Any]], metric: str, hypers: list[str]) -> 
         return {}
     plots = {"Metric vs trainable parameters": plot_tradeoff(rows, metric, hypers)}
     lora = [r for r in rows if r["method"] == "lora"]
-    if varies(lora, "rank"):
-        plots["Metric vs LoRA rank"] = plot_by(lora, "rank", metric, "LoRA rank (log)", f"{metric} vs LoRA rank")
+    if varies(lora, "rank"):  # one line per base model (and other hyperparameters), ranks on the x axis
+        series = labeller(lora, [h for h in hypers if h != "rank"])
+        plots["Metric vs LoRA rank"] = plot_by(lora, "rank", metric, "LoRA rank (log 2)", series)
     # Model size: methods run on several models (names or architectures), not LoRA's rank changing the total.
     sized = [r for r in rows if varies([s for s in rows if s["method"] == r["method"]], HIDDEN_MODEL)]
-    if sized:
+    if sized:  # one line per method (and rank, ...), model sizes on the x axis
+        series = labeller(sized, hypers, with_model=False)
         plots["Metric vs model size"] = plot_by(
-            sized, "total_params", metric, "total parameters (log)", f"{metric} vs model size"
+            sized, "total_params", metric, "model size (total parameters, log)", series
         )
     plots["Peak memory and train time"] = plot_cost(rows, hypers)
     return plots
@@ -315,8 +347,15 @@ def html_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "<p><em>none</em></p>"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join("<tr>" + "".join(_cell(v) for v in r.values()) + "</tr>" for r in rows)
+    return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+
+
+def _cell(value: Any) -> str:
+    """Numbers right-aligned; long text (errors, paths) wrapped at any character, other cells kept whole."""
+    text = fmt(value)
+    kind = "n" if isinstance(value, int | float) and not isinstance(value, bool) else "long" if len(text) > 40 else ""
+    return f"<td{f' class={kind}' if kind else ''}>{html.escape(text)}</td>"
 
 
 @dataclass
@@ -353,7 +392,12 @@ def write_csv(report: Report, path: Path) -> None:
         writer.writerows(rows)
 
 
-STYLE = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}img{max-width:100%}"
+STYLE = (
+    "body{font-family:sans-serif;margin:2em}.wide{overflow-x:auto}table{border-collapse:collapse;font-size:13px}"
+    "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;white-space:nowrap}"
+    "td.n{text-align:right}td.long{white-space:normal;overflow-wrap:anywhere;min-width:14em}th{background:#eee}"
+    "img{max-width:100%}"
+)
 
 
 def write_html(report: Report, path: Path) -> None:

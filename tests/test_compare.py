@@ -24,6 +24,7 @@ def write_run(
     *overrides: str,
     metrics: dict[str, float] | None = None,
     trainable: int = 1_000,
+    total: int = 100_000,
     status: str = "completed",
     started_at: float = 0.0,
 ) -> Path:
@@ -34,7 +35,7 @@ def write_run(
     record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), cfg.method.name, cfg.model.name, cfg.data.name)
     record.started_at = started_at
     if status == "completed":
-        record.params = {"trainable": trainable, "total": 100_000, "trainable_pct": trainable / 1_000}
+        record.params = {"trainable": trainable, "total": total, "trainable_pct": 100 * trainable / total}
         record.metrics = metrics or {"test/rouge1": 0.5, "zero_shot/rouge1": 0.1, "test/loss": 1.0}
         record.timing = {"train_s": 2.0}
         record.memory = {"peak_rss_mb": 900.0}
@@ -84,9 +85,10 @@ def test_a_failure_that_a_relaunch_completed_is_not_listed(tmp_path: Path):
 
 
 def test_the_headline_metric_follows_the_task_or_the_flag(tmp_path: Path):
-    write_run(tmp_path, "a", metrics={"test/accuracy": 0.9, "test/loss": 0.3})
+    write_run(tmp_path, "a", metrics={"test/accuracy": 0.9, "test/loss": 0.3, "val/loss": 0.4})
     records = compare.load_records([tmp_path])
     assert compare.build_report(records).metric == "test/accuracy"
+    assert compare.build_report(records).runs[0]["val/loss"] == 0.4, "the split an lr search selected on"
     report = compare.build_report(records, metric="test/loss")
     assert report.groups[0]["test/loss mean"] == pytest.approx(0.3)
     assert compare.lower_is_better("test/loss") and not compare.lower_is_better("test/accuracy")

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import LogUniformDistribution
 
 from research import compare
@@ -99,15 +99,48 @@ def test_lr_search_is_an_optuna_log_range_on_the_learning_rate():
 
     cfg = compose_sweep("sweep=lr_search")
     assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
-    assert cfg.hydra.sweeper.direction == "minimize" and cfg.optimized_metric == "test/loss"
+    assert cfg.hydra.sweeper.direction == "minimize" and cfg.optimized_metric == "val/loss", "selects on validation"
     (override,) = OverridesParser.create().parse_overrides([f"method.lr={cfg.hydra.sweeper.params['method.lr']}"])
     dist = create_optuna_distribution_from_override(override)
     assert isinstance(dist, LogUniformDistribution) and (dist.low, dist.high) == (1e-5, 1e-1)
 
 
+@pytest.mark.slow
+def test_lr_search_selects_on_the_validation_loss_that_run_json_keeps(tmp_path: Path):
+    """Two real Optuna trials: the best value it reports is the smaller val/loss of the two run.json files."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    args = ["sweep=lr_search", "hydra.sweeper.n_trials=2", *TINY, f"hydra.sweep.dir={tmp_path}"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "research.train", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/run.json"))]
+    assert len(records) == 2 and all({"val/loss", "test/loss"} <= set(r["metrics"]) for r in records)
+    best = OmegaConf.load(tmp_path / "optimization_results.yaml")
+    chosen = min(records, key=lambda r: r["metrics"]["val/loss"])
+    assert best.best_value == pytest.approx(chosen["metrics"]["val/loss"])
+    assert best.best_params["method.lr"] == pytest.approx(chosen["config"]["method"]["lr"])
+
+
 def test_joblib_launcher_composes():
     cfg = compose_sweep("sweep=seeds", "hydra/launcher=parallel")
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
+    assert compose_sweep("sweep=seeds", "hydra/launcher=joblib").hydra.launcher.n_jobs == -1
+
+
+def test_slurm_launcher_gives_each_ddp_job_one_task_per_device():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[slurm]'")
+    cfg = compose_sweep("sweep=methods", "hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4")
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 1)
+    assert launcher.timeout_min == 240 and launcher.submitit_folder.endswith("/.submitit/%j")
+    assert compose_sweep("sweep=seeds", "hydra/launcher=slurm").hydra.launcher.tasks_per_node == 1
 
 
 def _launch(sweep_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
