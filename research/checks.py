@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,27 @@ def check_precision(cfg: DictConfig) -> None:
         raise ValueError(
             f"float16 with T5 (model.dtype={cfg.model.dtype}, trainer.precision={precision}) overflows; "
             "use trainer.precision=bf16-mixed on a GPU, or 32-true"
+        )
+
+
+def check_strategy(cfg: DictConfig, multirun: bool) -> None:
+    """FSDP shards over CUDA GPUs only. Lightning's DDP/FSDP launcher starts the other processes by running
+    the command line again: in a multirun that would be the whole sweep, once per extra process."""
+    strategy = cfg.trainer.get("strategy", "auto")
+    name = str(strategy.get("_target_", "") if isinstance(strategy, DictConfig) else strategy).rsplit(".", 1)[-1]
+    kind = name.lower()
+    if "fsdp" in kind and not torch.cuda.is_available():
+        raise ValueError(
+            f"trainer.strategy={name} (trainer=fsdp) shards the model over CUDA GPUs, and none is visible; "
+            "on CPU use trainer=ddp trainer.accelerator=cpu, or trainer=default"
+        )
+    several = cfg.trainer.get("devices", 1) not in (1, "1") or cfg.trainer.get("num_nodes", 1) != 1
+    launched_outside = any(k in os.environ for k in ("LOCAL_RANK", "RANK", "SLURM_NTASKS"))  # torchrun, SLURM
+    if multirun and several and ("ddp" in kind or "fsdp" in kind) and not launched_outside:
+        raise ValueError(
+            f"trainer.strategy={name} with trainer.devices={cfg.trainer.devices} in a multirun: Lightning would "
+            "re-run the whole sweep in each extra process; run multi-device jobs one at a time, or sweep them "
+            "with hydra/launcher=slurm (one SLURM task per device)"
         )
 
 

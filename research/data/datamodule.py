@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytorch_lightning as pl
+import torch
 from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
@@ -128,7 +129,12 @@ class DataModule(pl.LightningDataModule):
             lengths = [len(ids) for ids in ds["input_ids"]]
             sampler = EpochSampler(lengths, batch_size, self.seed, group_by_length=self.group_by_length)
         return DataLoader(
-            ds, batch_size=batch_size, sampler=sampler, collate_fn=self.collate, num_workers=self.num_workers
+            ds,
+            batch_size=batch_size,
+            sampler=sampler,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(self.seed),  # worker seeds: not drawn from the global RNG
         )
 
     def train_dataloader(self) -> DataLoader:

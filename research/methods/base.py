@@ -172,7 +172,7 @@ class FineTuneModule(pl.LightningModule):
             self._evaluate_batch(batch, self.model)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_metrics("val")
+        self.results.update(self._log_metrics("val"))  # the last epoch's: what a sweeper selects on
 
     def on_test_epoch_end(self) -> None:
         metrics = self._log_metrics(self.eval_prefix)
@@ -191,11 +191,22 @@ class FineTuneModule(pl.LightningModule):
             self._eval["predictions"] += self.generate(batch, model)
             self._eval["references"] += batch["references"]
 
+    def _gathered(self) -> dict[str, list]:
+        """This stage's predictions, references and losses from every process: under DDP each rank saw
+        only its share of the split (DistributedSampler; when the split size is not a multiple of the
+        number of processes it repeats a few examples to even the shares)."""
+        ev = {**self._eval, "losses": [float(x) for x in self._eval.get("losses", [])]}
+        if self.trainer.world_size == 1:
+            return ev
+        parts: list[dict[str, list]] = [{}] * self.trainer.world_size
+        torch.distributed.all_gather_object(parts, ev)
+        return {k: [v for p in parts for v in p[k]] for k in ev}
+
     def _log_metrics(self, stage: str) -> dict[str, float]:
-        ev = self._eval
+        ev = self._gathered()
         if not ev.get("sizes"):
             return {}
-        metrics = {"loss": float(torch.stack(ev["losses"]).sum() / sum(ev["sizes"]))}
+        metrics = {"loss": sum(ev["losses"]) / sum(ev["sizes"])}
         if self.task == "classification":
             metrics.update(classification_metrics(ev["predictions"], ev["references"]))
         else:
@@ -205,7 +216,7 @@ class FineTuneModule(pl.LightningModule):
                 for p, r in zip(ev["predictions"][: self.num_examples_kept], ev["references"], strict=False)
             ]
         metrics = {f"{stage}/{k}": v for k, v in metrics.items()}
-        self.log_dict(metrics, prog_bar=stage == "val")
+        self.log_dict(metrics, prog_bar=stage == "val", sync_dist=True)  # equal on every rank (gathered)
         return metrics
 
     @torch.no_grad()
