@@ -66,17 +66,15 @@ def check_resume(cfg: DictConfig) -> None:
         raise ValueError(f"ckpt_path={cfg.ckpt_path!r} was written under another configuration: {diff}")
 
 
-def check_writable(directory: Path) -> None:
-    """The run dir must take files before hours of training go into it."""
+def check_writable(directory: Path, field: str = "paths.output_dir") -> None:
+    """A directory must take files before hours of training go into it."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         probe = directory / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise ValueError(
-            f"paths.output_dir={str(directory)!r} is not writable ({err.strerror}); choose another"
-        ) from err
+        raise ValueError(f"{field}={str(directory)!r} is not writable ({err.strerror}); choose another") from err
 
 
 def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:

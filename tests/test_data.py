@@ -87,6 +87,17 @@ def test_malformed_line_is_named_by_file_and_line(tmp_path: Path, format: str, c
     assert reason in str(info.value)
 
 
+def test_empty_file_and_empty_split_are_refused_by_name(tmp_path: Path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(DataFormatError, match="empty"):
+        load("jsonl", empty)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("dialogue,summary\n")
+    with pytest.raises(DataFormatError, match=f"{header_only}.*the split is empty"):
+        load("csv", header_only)
+
+
 def test_missing_field_names_it_and_the_columns_present(tmp_path: Path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"text": "a", "summary": "b"}])
     columns = r"field\(s\) \['dialogue'\] not found; columns are \['text', 'summary'\]"

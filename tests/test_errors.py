@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,19 @@ def build_error(*overrides: str) -> str:
     return str(info.value)
 
 
-def test_unknown_method_lists_the_available_ones():
+@pytest.mark.parametrize(
+    ("override", "listed"),
+    [
+        ("method=lorax", ["lora", "prompt_tuning"]),
+        ("model=t5_tiny", ["tiny_t5", "smollm2_135m"]),
+        ("data=dialogsun", ["dialogsum", "sst2"]),
+    ],
+)
+def test_unknown_group_choice_lists_the_available_ones(override: str, listed: list[str]):
     with pytest.raises(MissingConfigException) as info:
-        compose_cfg("method=lorax")
-    assert "lorax" in str(info.value)
-    assert "lora" in str(info.value) and "prompt_tuning" in str(info.value)
+        compose_cfg(override)
+    assert override.split("=")[1] in str(info.value)
+    assert all(name in str(info.value) for name in listed)
 
 
 @pytest.mark.parametrize(
@@ -49,6 +58,15 @@ def test_unknown_method_lists_the_available_ones():
         (["model.pretrained=true"], r"model\.pretrained=true needs model\.name_or_path"),
         (["data.template=poem"], r"data\.template='poem' is unknown; allowed: null, summarize"),
         (["data.format=parquet"], r"data\.format='parquet' is unknown; allowed: synthetic, jsonl"),
+        (["data.batch_size=0"], r"data\.batch_size=0 must be > 0"),
+        (["data.truncation=drop"], r"data\.truncation='drop'; allowed: warn, error"),
+        (
+            ["data.truncation=error", "data.max_source_length=16"],
+            r"inputs longer than data\.max_source_length=16 tokens were cut \(.*train: \d+ of \d+\); "
+            r"raise data\.max_source_length or set data\.truncation=warn",
+        ),
+        (["optimizer.name=sgd"], r"optimizer\.name='sgd'; allowed: adamw, adamw8bit, paged_adamw8bit"),
+        (["optimizer.scheduler=cosine"], r"optimizer\.scheduler='cosine'; allowed: linear, constant"),
     ],
 )
 def test_bad_value_names_field_and_allowed(overrides: list[str], expected: str):
@@ -91,6 +109,23 @@ def test_gpu_only_and_unsafe_precision_fail_fast_on_cpu(overrides: list[str], ex
     if torch.cuda.is_available():
         pytest.skip("these settings are valid on a CUDA machine")
     assert re.search(expected, build_error(*overrides))
+
+
+def test_unknown_resume_mode_names_the_field(tmp_path: Path):
+    with pytest.raises(ValueError, match=r"resume='yes'; allowed: false, auto"):
+        train(compose_cfg(*small("resume=yes", f"paths.output_dir={tmp_path}")))
+
+
+def test_unwritable_output_dir_fails_before_anything_loads(tmp_path: Path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match=r"paths\.output_dir='.*a_file/run' is not writable \(Not a directory\)"):
+        train(compose_cfg(*small(f"paths.output_dir={blocker / 'run'}")))
+
+
+def test_qlora_without_bitsandbytes_says_how_to_install(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # as if not installed: find_spec gives None
+    assert "pip install bitsandbytes" in build_error("model=tiny_llama", "method=qlora")
 
 
 def test_resuming_under_a_changed_config_is_refused_with_the_diff(tmp_path: Path):

@@ -62,9 +62,9 @@ def load_splits(
         return DatasetDict(
             {s: fields.normalize(Dataset.from_list(list(_read_labelled_lines(f))), str(f)) for s, f in files.items()}
         )
-    for f in files.values():
-        for _ in _read_jsonl(f) if format == "jsonl" else _read_csv(f):
-            pass  # validate every line before handing the files to `datasets` (which caches)
+    for f in files.values():  # validate every line before handing the files to `datasets` (which caches)
+        if not sum(1 for _ in (_read_jsonl(f) if format == "jsonl" else _read_csv(f))):
+            raise DataFormatError(f"{f}: the split is empty (no examples in the file)")
     builder = "json" if format == "jsonl" else "csv"
     # One load per split: splits may differ in columns (DialogSum's test has summary1..3, no summary).
     return DatasetDict(

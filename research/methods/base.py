@@ -28,6 +28,8 @@ from research.metrics import classification_metrics, generation_metrics
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
 HEAD_NAMES = ("classifier", "score")  # sequence-classification heads (BERT-like, Llama-like)
+OPTIMIZERS = ("adamw", "adamw8bit", "paged_adamw8bit")
+SCHEDULERS = ("linear", "constant")  # after warm-up: linear decay to 0, or constant
 
 
 def count_parameters(model: nn.Module) -> dict[str, float]:
@@ -52,13 +54,18 @@ def unfreeze_head(model: nn.Module) -> None:
             p.requires_grad_(True)
 
 
+def check_optimizer(optim: Mapping[str, Any]) -> None:
+    """Named choices checked when the module is built, not when fit() first asks for the optimizer."""
+    for key, allowed in (("name", OPTIMIZERS), ("scheduler", SCHEDULERS)):
+        if optim.get(key, allowed[0]) not in allowed:
+            raise ValueError(f"optimizer.{key}={optim[key]!r}; allowed: {', '.join(allowed)}")
+
+
 def adamw_class(name: str, device: torch.device) -> type[torch.optim.Optimizer]:
     """torch AdamW, or bitsandbytes' 8-bit AdamW (state in 8 bits: 4x less optimizer memory).
     Paged optimizers page GPU state to CPU memory: meaningless on CPU, refused there."""
     if name == "adamw":
         return torch.optim.AdamW
-    if name not in ("adamw8bit", "paged_adamw8bit"):
-        raise ValueError(f"optimizer.name={name!r}; allowed: adamw, adamw8bit, paged_adamw8bit")
     if name == "paged_adamw8bit" and device.type != "cuda":
         raise ValueError("optimizer.name=paged_adamw8bit needs a GPU; on CPU use adamw8bit or adamw")
     try:
@@ -82,6 +89,7 @@ class FineTuneModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         positive("method.lr", lr)
+        check_optimizer(optimizer)
         self.tokenizer, self.task, self.method, self.lr = tokenizer, task, name, lr
         self.optim, self.generation = dict(optimizer), dict(generation)
         self.model = self.inject(backbone)
@@ -143,10 +151,8 @@ class FineTuneModule(pl.LightningModule):
         schedule = self.optim.get("scheduler", "linear")
         if schedule == "linear":
             sched = get_linear_schedule_with_warmup(opt, warmup, total)
-        elif schedule == "constant":
-            sched = get_constant_schedule_with_warmup(opt, warmup)
         else:
-            raise ValueError(f"optimizer.scheduler={schedule!r}; allowed: linear, constant")
+            sched = get_constant_schedule_with_warmup(opt, warmup)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -9,9 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+
+from research.checks import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,14 @@ def wandb_mode(mode: str = "auto") -> str:
     return "online" if os.environ.get("WANDB_API_KEY") or wandb.api.api_key else "offline"
 
 
-def wandb_logger(mode: str = "auto", tags: list[str] | None = None, **kwargs: Any) -> WandbLogger:
-    """`WandbLogger` with the mode resolved; `tags` from config (a list, never None)."""
-    return WandbLogger(mode=wandb_mode(mode), tags=list(tags or []), **kwargs)
+def wandb_logger(
+    mode: str = "auto", tags: list[str] | None = None, save_dir: str | None = None, **kwargs: Any
+) -> WandbLogger:
+    """`WandbLogger` with the mode resolved; `tags` from config (a list, never None). An unwritable
+    save_dir is an error here: wandb itself would quietly write to a temp dir the user never finds."""
+    if save_dir:
+        check_writable(Path(save_dir), "logger.wandb.save_dir")
+    return WandbLogger(save_dir=save_dir, mode=wandb_mode(mode), tags=list(tags or []), **kwargs)
 
 
 def start_loggers(configs: DictConfig | None, run_dir: Path) -> tuple[list[Logger], str | None]:
@@ -46,7 +54,8 @@ def start_loggers(configs: DictConfig | None, run_dir: Path) -> tuple[list[Logge
             logger.experiment  # noqa: B018  W&B starts its run here: fail now, not mid-training
             loggers.append(logger)
         except Exception as err:
-            failures.append(f"logger.{name} failed to start ({type(err).__name__}: {err})")
+            cause = err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err
+            failures.append(f"logger.{name} failed to start ({type(cause).__name__}: {cause})")
     if not failures:
         return loggers, None
     note = "; ".join(failures) + f"; logging metrics to CSV in {run_dir / 'csv'} instead"

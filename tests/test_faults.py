@@ -1,0 +1,65 @@
+"""Fault injection: a sweep where one job raises and another is killed loses nothing; a logger that cannot
+start does not lose the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from research import compare
+from research.tracking.record import read_record
+from research.train import train
+from tests.conftest import compose_cfg, small
+from tests.test_resume import kill_after_first_checkpoint, start_cli
+from tests.test_train import run_cli
+
+# Job 0 raises (rank 0 is refused), job 1 completes, job 2 is killed mid-training with the whole sweep.
+SWEEP = ["-m", "method.rank=0,4,8", "trainer.max_epochs=3", *small("data.num_examples=60"), "logger=csv"]
+SWEEP += ["zero_shot=false", "resume=auto"]
+
+
+@pytest.mark.slow
+def test_sweep_with_a_raising_and_a_killed_job_relaunches_only_the_missing_ones(tmp_path: Path):
+    first, second = tmp_path / "multiruns" / "launch_1", tmp_path / "multiruns" / "launch_2"
+    proc = start_cli(*SWEEP, f"hydra.sweep.dir={first}", cwd=tmp_path)
+    killed = kill_after_first_checkpoint(proc, first / "2_lora")
+    assert killed["status"] == "running"
+    assert read_record(first / "0_lora")["status"] == "failed"  # the raise did not stop the sweep
+    assert read_record(first / "1_lora")["status"] == "completed"
+
+    proc = run_cli(*SWEEP, f"hydra.sweep.dir={second}", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]  # exit status = number of failed jobs
+    assert read_record(second / "0_lora")["status"] == "failed"
+    assert "method.rank=0 must be > 0" in read_record(second / "0_lora")["error"]
+    skipped = json.loads((second / "1_lora" / "skipped.json").read_text())
+    assert skipped["completed_run"] == str(first / "1_lora")
+    assert not (second / "1_lora" / "run.json").exists()  # not trained again
+    resumed = read_record(second / "2_lora")
+    assert resumed["status"] == "completed"
+    assert resumed["artifacts"]["resumed_from"] == str(first / "2_lora" / "checkpoints" / "last.ckpt")
+
+    report = compare.build_report(compare.load_records([tmp_path / "multiruns"]))
+    assert sorted(r["rank"] for r in report.runs) == [4, 8]  # each config once, no duplicate, none lost
+    assert {r["run_dir"] for r in report.runs} == {str(first / "1_lora"), str(second / "2_lora")}
+    assert [(r["status"], r["run_dir"]) for r in report.failed] == [("failed", str(second / "0_lora"))]
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("logger.wandb.mode=onlin", "logger.wandb.mode='onlin'"),
+        ("logger.wandb.save_dir={blocker}/wandb", "logger.wandb.save_dir="),  # a file where a dir must go
+    ],
+)
+def test_wandb_that_cannot_start_falls_back_to_csv_and_says_so(tmp_path: Path, override: str, named: str):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    run_dir = tmp_path / "run"
+    overrides = small("trainer.max_steps=2", "logger=wandb", "zero_shot=false", override.format(blocker=blocker))
+    record = train(compose_cfg(*overrides, f"paths.output_dir={run_dir}"))
+    assert record.status == "completed"
+    note = read_record(run_dir)["artifacts"]["logger_fallback"]
+    assert named in note and "logging metrics to CSV" in note
+    assert (run_dir / "csv" / "version_0" / "metrics.csv").is_file()
