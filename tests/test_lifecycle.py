@@ -1,17 +1,23 @@
 """Adapter lifecycle on a tiny Llama with real peft: save/load into a fresh base gives identical
 logits; merging LoRA agrees with the unmerged model within atol 1e-5 in float32; the merged export
-loads with plain transformers; a Lightning checkpoint holds only the trainable tensors and resumes."""
+loads with plain transformers; a Lightning checkpoint holds only the trainable tensors and resumes.
+The same for our bottleneck adapters (save/load; merging is refused) and for QLoRA (save/load onto a
+fresh 4-bit base; merge into the de-quantized base, exported as a plain float32 model)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 from transformers import AutoModelForCausalLM
 
-from research.lifecycle import export_merged, load_adapter
+from research.lifecycle import export_merged, load_adapter, merge
+from research.methods.qlora import is_4bit, quantization_config, quantize
+from research.models import ModelSpec, build_model, build_tokenizer
 from research.train import build
 from tests.conftest import compose_cfg, small
 from tests.test_methods import fit_on_one_batch
@@ -19,8 +25,8 @@ from tests.test_methods import fit_on_one_batch
 LORA_OVERRIDES = small("model=tiny_llama", "method=lora", "optimizer.warmup_ratio=0", "method.dropout=0")
 
 
-def trained_lora(tmp_path: Path) -> tuple[pl.LightningModule, dict, Path]:
-    module, datamodule = build(compose_cfg(*LORA_OVERRIDES))
+def trained_module(tmp_path: Path, overrides: list[str] = LORA_OVERRIDES) -> tuple[pl.LightningModule, dict, Path]:
+    module, datamodule = build(compose_cfg(*overrides))
     batch = next(iter(datamodule.train_dataloader()))
     fit_on_one_batch(module, batch, steps=5)
     return module.eval(), batch, module.save_weights(tmp_path / "weights")
@@ -31,13 +37,20 @@ def fresh_base() -> torch.nn.Module:
     return build(compose_cfg(*LORA_OVERRIDES))[0].model.get_base_model()
 
 
+def plain_base() -> torch.nn.Module:
+    """The run's random tiny Llama (conftest seeds 0 before build), with nothing injected."""
+    spec = ModelSpec(**OmegaConf.to_container(compose_cfg("model=tiny_llama").model, resolve=True))
+    torch.manual_seed(0)
+    return build_model(spec, build_tokenizer(spec))
+
+
 @torch.no_grad()
 def logits(model: torch.nn.Module, batch: dict) -> torch.Tensor:
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
 
 def test_save_load_merge_export(tmp_path: Path):
-    module, batch, weights = trained_lora(tmp_path)
+    module, batch, weights = trained_module(tmp_path)
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in weights.iterdir()}
     trained = logits(module.model, batch)
 
@@ -74,3 +87,41 @@ def test_checkpoint_holds_only_trainable_tensors_and_resumes(tmp_path: Path):
     )
     again.fit(resumed, train_dataloaders=DataLoader([batch] * 4, batch_size=None), ckpt_path=ckpt)
     assert again.global_step == 4
+
+
+def test_bottleneck_adapter_save_load_reproduces_outputs_and_merge_is_refused(tmp_path: Path):
+    module, batch, weights = trained_module(
+        tmp_path, small("model=tiny_llama", "method=adapter", "optimizer.warmup_ratio=0")
+    )
+    assert {p.name for p in weights.iterdir()} == {"adapter.safetensors", "adapter_config.json"}
+    out = logits(module.model, batch)
+    assert not torch.equal(out, logits(plain_base().eval(), batch))  # the adapters did train
+
+    loaded = load_adapter(plain_base(), weights)
+    assert torch.equal(logits(loaded, batch), out)
+    assert not any(p.requires_grad for p in loaded.parameters()) and not loaded.training
+    with pytest.raises(ValueError, match="bottleneck adapters .* cannot|no weight matrix can absorb"):
+        merge(loaded)
+
+
+def test_prompt_tuning_merge_is_refused_by_name():
+    module, _ = build(compose_cfg(*small("model=tiny_llama", "method=prompt_tuning")))
+    with pytest.raises(ValueError, match="method prompt_tuning learns virtual tokens"):
+        merge(module.model)
+
+
+def test_qlora_save_load_and_merge_into_the_dequantized_base(tmp_path: Path):
+    overrides = small("model=tiny_llama", "method=qlora", "optimizer.warmup_ratio=0", "method.dropout=0")
+    module, batch, weights = trained_module(tmp_path, overrides)
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in weights.iterdir()}
+    out = logits(module.model, batch)
+
+    loaded = load_adapter(quantize(plain_base(), quantization_config()), weights)
+    assert is_4bit(loaded.get_base_model())
+    assert torch.equal(logits(loaded, batch), out)
+
+    export_merged(loaded, tmp_path / "merged")
+    plain = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32).eval()
+    assert not any("lora" in n for n in plain.state_dict()) and not is_4bit(plain)
+    assert all(p.dtype == torch.float32 for p in plain.parameters())
+    torch.testing.assert_close(logits(plain, batch), out, atol=1e-5, rtol=0)

@@ -1,5 +1,6 @@
 """QLoRA on CPU with real bitsandbytes: the base is NF4 4-bit and stays bit-identical while the LoRA
-factors train and the loss falls; 4-bit weights count as 2 parameters per stored byte."""
+factors train and the loss falls; 4-bit weights count as 2 parameters per stored byte; run.json records
+the model's bytes as loaded beside the same parameters in float32 and bfloat16."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from research.methods.base import adamw_class, count_parameters
-from research.train import build
+from research.train import build, train
 from tests.conftest import compose_cfg, small
 from tests.test_methods import fit_on_one_batch, loss_on
 
@@ -58,3 +59,29 @@ def test_qlora_trains_with_the_8bit_optimizer_and_refuses_paged_on_cpu():
     assert loss_on(module, batch) < before
     with pytest.raises(ValueError, match="optimizer.name=paged_adamw8bit needs a GPU"):
         adamw_class("paged_adamw8bit", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("method", ["qlora", "lora"])
+def test_run_json_records_model_bytes_as_loaded_and_in_float32_and_bfloat16(tmp_path, method: str):
+    record = train(
+        compose_cfg(
+            *small("model=tiny_llama", f"method={method}", "logger=none", "callbacks=none"),
+            "train=false",
+            "test=false",
+            f"paths.output_dir={tmp_path}",
+        )
+    )
+    params = LINEAR + FLOAT + LORA
+    mem = record.memory
+    assert (mem["model_bytes_float32"], mem["model_bytes_bfloat16"]) == (4 * params, 2 * params)
+    if method == "lora":
+        assert mem["model_bytes"] == mem["model_bytes_float32"]  # nothing quantized: the float32 size exactly
+        return
+    # 4-bit: half a byte per linear weight; float32 embeddings, norms and LoRA; and bitsandbytes' states:
+    # a uint8 scale per 64-weight block, and per layer the 16-entry NF4 code book, the double-quantized
+    # scales' 256-entry code book, their float32 scales (one per 256 blocks) and an offset
+    blocks = LINEAR // 64
+    states = blocks + 14 * (16 + 256 + 1) * 4 + (8 * 1 + 6 * 2) * 4
+    assert mem["model_bytes"] == LINEAR // 2 + 4 * (FLOAT + LORA) + states
+    assert mem["model_bytes"] / mem["model_bytes_float32"] < 0.31  # 484,872 / 1,611,264 = 0.301
+    assert mem["model_bytes"] < mem["model_bytes_bfloat16"]

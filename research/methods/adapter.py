@@ -55,6 +55,40 @@ def _apply_adapter(module: nn.Module, args: tuple, output):
     return module.adapter(output)
 
 
+def sublayers(model: nn.Module, variant: str) -> list[tuple[str, nn.Module]]:
+    """The sublayers that get an adapter: feed-forward, and attention too for `houlsby`."""
+    model_type = model.config.model_type
+    if model_type not in SUBLAYERS:
+        raise ValueError(f"adapters do not know model_type={model_type!r}; supported: {', '.join(SUBLAYERS)}")
+    attention, feed_forward = SUBLAYERS[model_type]
+    wanted = re.compile(rf"(^|\.)({feed_forward}{'|' + attention if variant == 'houlsby' else ''})$")
+    return [(n, m) for n, m in model.named_modules() if wanted.search(n)]
+
+
+def add_adapters(model: nn.Module, variant: str, bottleneck_size: int | None, reduction_factor: int | None) -> None:
+    """Attach a zero-initialised bottleneck to each sublayer, in the model's dtype (the base is not frozen here)."""
+    hidden = model.config.hidden_size
+    size = bottleneck_size or max(1, hidden // reduction_factor)
+    for _, module in sublayers(model, variant):
+        module.adapter = Bottleneck(hidden, size).to(next(model.parameters()).dtype)
+        module.register_forward_hook(_apply_adapter)
+
+
+def load_adapters(model: nn.Module, directory: Path) -> nn.Module:
+    """A saved `Adapter` run (`weights/`: adapter_config.json + adapter.safetensors) onto a fresh base
+    of the same architecture: frozen, eval mode."""
+    add_adapters(model, **json.loads((directory / CONFIG_FILE).read_text()))
+    state = load_file(str(directory / ADAPTER_FILE))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    adapter_missing = [k for k in missing if ".adapter." in k]
+    if unexpected or adapter_missing:
+        raise ValueError(
+            f"{directory / ADAPTER_FILE} does not fit this model: unexpected {unexpected[:5]}, "
+            f"missing adapter tensors {adapter_missing[:5]}"
+        )
+    return model.requires_grad_(False).eval()
+
+
 class Adapter(FineTuneModule):
     def __init__(
         self,
@@ -74,22 +108,10 @@ class Adapter(FineTuneModule):
 
     def inject(self, model: nn.Module) -> nn.Module:
         model.requires_grad_(False)
-        hidden = model.config.hidden_size
-        size = self.bottleneck_size or max(1, hidden // self.reduction_factor)
-        for _, module in self.sublayers(model):
-            module.adapter = Bottleneck(hidden, size).to(next(model.parameters()).dtype)
-            module.register_forward_hook(_apply_adapter)
+        add_adapters(model, self.variant, self.bottleneck_size, self.reduction_factor)
         if self.task == "classification":
             unfreeze_head(model)
         return model
-
-    def sublayers(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
-        model_type = model.config.model_type
-        if model_type not in SUBLAYERS:
-            raise ValueError(f"adapters do not know model_type={model_type!r}; supported: {', '.join(SUBLAYERS)}")
-        attention, feed_forward = SUBLAYERS[model_type]
-        wanted = re.compile(rf"(^|\.)({feed_forward}{'|' + attention if self.variant == 'houlsby' else ''})$")
-        return [(n, m) for n, m in model.named_modules() if wanted.search(n)]
 
     def adapters(self) -> dict[str, Bottleneck]:
         return {n: m for n, m in self.model.named_modules() if isinstance(m, Bottleneck)}
@@ -105,11 +127,6 @@ class Adapter(FineTuneModule):
         }
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         return directory
-
-    def load_weights(self, directory: Path) -> None:
-        missing, unexpected = self.model.load_state_dict(load_file(str(directory / ADAPTER_FILE)), strict=False)
-        if unexpected:
-            raise ValueError(f"{directory / ADAPTER_FILE}: tensors not in this model: {unexpected[:5]}")
 
     @contextmanager
     def base_model(self) -> Iterator[nn.Module]:
