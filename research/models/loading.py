@@ -49,6 +49,8 @@ class ModelSpec:
     tokenizer: str | None = None
     num_labels: int | None = None
     chat_template: bool = False
+    gradient_checkpointing: bool = False
+    compile: bool = False
     config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -100,7 +102,28 @@ def build_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **load_kwar
             _untie_output_embeddings(model)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    apply_fast_path(model, gradient_checkpointing=spec.gradient_checkpointing, compile=spec.compile)
     return model
+
+
+def apply_fast_path(model: PreTrainedModel, *, gradient_checkpointing: bool, compile: bool) -> None:
+    """Gradient checkpointing recomputes each block's activations in the backward pass (less memory,
+    ~1/3 more compute). It is non-reentrant: a reentrant checkpoint returns no gradient when none of its
+    inputs requires one, which is the case for a frozen base under LoRA.
+    `compile` compiles the repeated blocks in place (regional compilation: one compiled graph serves
+    every layer); in place, so that adapters injected afterwards are traced too and parameter names,
+    hence saved weights, do not change."""
+    if gradient_checkpointing:
+        if not model.supports_gradient_checkpointing:
+            raise ValueError(f"model.gradient_checkpointing=true: {type(model).__name__} does not support it")
+        # Active in training mode only: evaluation's generate() keeps its KV cache.
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    if compile:
+        blocks = [m for m in model.modules() if type(m).__name__ in (model._no_split_modules or ())]
+        if not blocks:
+            raise ValueError(f"model.compile=true: no repeated blocks known for {type(model).__name__}")
+        for block in blocks:
+            block.compile()
 
 
 def _architecture(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, extra: dict) -> Any:

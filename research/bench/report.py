@@ -1,0 +1,138 @@
+"""From the jobs' raw results to the report: per-method figures, paired ratios, targets, markdown.
+
+A ratio pairs each run of ours with the baseline run next to it in time (same repeat), so a noisy
+moment on a shared machine slows both sides of a pair; the reported ratio is the median over pairs.
+Ratios are given on the wall clock and on process CPU time; targets are judged on CPU time on a CPU
+(where other processes' load lands on the wall clock only) and on the wall clock on a GPU."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from research.bench.timing import summary
+
+# (target name, what must hold, threshold)
+TARGETS = {
+    "ours_vs_manual": 0.95,  # our training tokens/s over the hand-written loop's, per method, at least
+    "ours_vs_hf": 1.0,  # over the Hugging Face Trainer's, at least
+    "generation_speedup": 4.0,  # batched over per-example generation, at least (batch 16, same outputs)
+    "padded_pct_grouped": 10.0,  # padded share of processed tokens with length grouping, at most (DialogSum)
+    "lora_vs_full_peak_memory": 0.6,  # at most (SmolLM2-135M)
+    "qlora_base_vs_float32": 0.35,  # at most
+}
+
+
+def method_summary(raw: dict[str, Any]) -> dict[str, Any]:
+    by_runner: dict[str, dict[int, dict]] = {}
+    for seg in raw["segments"]:
+        by_runner.setdefault(seg["runner"], {})[seg["repeat"]] = seg
+    ours = by_runner.pop("ours")
+    out = {
+        "params": raw["params"],
+        "tokens_per_s": statistics.median(s["tokens_per_s"] for s in ours.values()),
+        "tokens_per_cpu_s": statistics.median(s["tokens_per_cpu_s"] for s in ours.values()),
+        "step_s": summary([t for s in ours.values() for t in s["step_s"]]),
+        "startup_s": statistics.median(s["startup_s"] for s in ours.values()),
+        "memory": raw["memory"],
+        "mfu": raw.get("mfu"),
+        "generation_tokens_per_s": raw["generation"]["tokens_per_s"],
+        "baselines": {},
+    }
+    for name, runs in by_runner.items():
+        ratios = {k: [ours[r][k] / runs[r][k] for r in sorted(runs)] for k in ("tokens_per_s", "tokens_per_cpu_s")}
+        out["baselines"][name] = {
+            "tokens_per_s": statistics.median(s["tokens_per_s"] for s in runs.values()),
+            "tokens_per_cpu_s": statistics.median(s["tokens_per_cpu_s"] for s in runs.values()),
+            "step_s": summary([t for s in runs.values() for t in s["step_s"]]),
+            "startup_s": statistics.median(s["startup_s"] for s in runs.values()),
+            "ratio": statistics.median(ratios["tokens_per_s"]),
+            "ratios": ratios["tokens_per_s"],
+            "cpu_ratio": statistics.median(ratios["tokens_per_cpu_s"]),
+            "cpu_ratios": ratios["tokens_per_cpu_s"],
+        }
+    return out
+
+
+def targets(methods: dict[str, Any], gen: dict | None, pad: dict | None, clock: str) -> list[dict[str, Any]]:
+    """`clock`: `cpu` or `wall`, the ratio the throughput targets are judged on."""
+    rows = []
+    ratio = "cpu_ratio" if clock == "cpu" else "ratio"
+    for name, m in methods.items():
+        for base, key in (("manual", "ours_vs_manual"), ("hf", "ours_vs_hf")):
+            if base in m.get("baselines", {}):
+                value = m["baselines"][base][ratio]
+                rows.append(_check(f"{key} ({name}, {clock} clock)", value, TARGETS[key], at_least=True))
+    if gen:
+        row = _check("generation_speedup", gen["speedup"], TARGETS["generation_speedup"], at_least=True)
+        row["met"] = row["met"] and gen["outputs_equal_all"]
+        rows.append(row)
+    if pad:
+        rows.append(_check("padded_pct_grouped", pad["grouped"]["padded_pct"], TARGETS["padded_pct_grouped"]))
+    if "lora" in methods and "full" in methods:
+        lora, full = (methods[k]["memory"].get("train_peak_rss_mb") for k in ("lora", "full"))
+        if lora and full:
+            rows.append(_check("lora_vs_full_peak_memory", lora / full, TARGETS["lora_vs_full_peak_memory"]))
+    if "qlora" in methods:
+        mem = methods["qlora"]["memory"]
+        ratio = mem["model_mb"] / mem["model_mb_float32"]
+        rows.append(_check("qlora_base_vs_float32", ratio, TARGETS["qlora_base_vs_float32"]))
+    return rows
+
+
+def _check(name: str, value: float, threshold: float, at_least: bool = False) -> dict[str, Any]:
+    met = math.isfinite(value) and (value >= threshold if at_least else value <= threshold)
+    return {"target": name, "value": value, "threshold": f"{'>=' if at_least else '<='} {threshold}", "met": met}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    meta = report["meta"]
+    lines = [
+        f"Command: `{meta['command']}`  ",
+        f"Model `{meta['model']}`, data `{meta['data']}`, batch {meta['batch_size']}, "
+        f"{meta['warmup']} warm-up + {meta['steps']} timed steps x {meta['repeats']} interleaved repeats, "
+        f"{meta['threads']} threads, {meta['device']}, torch {meta['torch']}.",
+        "",
+        "Ratios: ours / baseline tokens/s, median over interleaved pairs (each pair in brackets), "
+        "on process CPU time and on the wall clock.",
+        "",
+        "| method | trainable | train tok/s (wall) | step ms median (IQR) | x hand-written: cpu; wall "
+        "| x HF Trainer: cpu; wall | peak memory MB (train) | weights MB | gen tok/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in report["methods"].items():
+        if "error" in m:
+            lines.append(f"| {name} | failed: {m['error'][:80]} |||||||")
+            continue
+        base = m["baselines"]
+        ratio = {
+            k: f"{_ratios(base[k], 'cpu_')}; {_ratios(base[k], '')}" if k in base else "-" for k in ("manual", "hf")
+        }
+        mem = m["memory"]
+        peak = mem.get("train_peak_gpu_allocated_mb", mem.get("train_peak_rss_mb", float("nan")))
+        lines.append(
+            f"| {name} | {m['params']['trainable_pct']:.2f}% | {m['tokens_per_s']:,.0f} "
+            f"| {1e3 * m['step_s']['median']:.1f} ({1e3 * m['step_s']['iqr']:.1f}) | {ratio['manual']} | {ratio['hf']} "
+            f"| {peak:,.0f} | {mem['model_mb']:,.1f} | {m['generation_tokens_per_s']:,.0f} |"
+        )
+    if gen := report.get("generation"):
+        lines += ["", f"Generation ({gen['rows']} rows, up to {gen['max_new_tokens']} new tokens, greedy): "
+                  f"batched {gen['batched_s']:.2f} s, per-example loop {gen['loop_s']:.2f} s, "
+                  f"speedup {gen['speedup']:.1f}x, identical outputs {gen['outputs_equal']}/{gen['rows']}."]  # fmt: skip
+    if pad := report.get("padding"):
+        lines += ["", f"Padding ({pad['data']}, {pad['examples']} training examples, batch {pad['batch_size']}, "
+                  f"inputs cut at {pad['max_source_length']} tokens): "
+                  f"{pad['random']['padded_pct']:.1f}% of processed tokens are padding in random batches, "
+                  f"{pad['grouped']['padded_pct']:.1f}% with length grouping."]  # fmt: skip
+    lines += ["", "| target | value | needed | met |", "|---|---|---|---|"]
+    lines += [
+        f"| {t['target']} | {t['value']:.3g} | {t['threshold']} | {'yes' if t['met'] else 'no'} |"
+        for t in report["targets"]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _ratios(baseline: dict[str, Any], prefix: str) -> str:
+    pairs = ", ".join(f"{r:.2f}" for r in baseline[f"{prefix}ratios"])
+    return f"{baseline[f'{prefix}ratio']:.2f} ({pairs})"
