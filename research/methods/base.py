@@ -27,7 +27,12 @@ from transformers import (
 from research.metrics import classification_metrics, generation_metrics
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
-HEAD_NAMES = ("classifier", "score")  # sequence-classification heads (BERT-like, Llama-like)
+# The task head of a sequence classifier, trained under every method: the new classification layer
+# (BERT-like `classifier`, Llama-like `score`) and BERT's `pooler`, the dense layer that feeds it (as
+# RoBERTa's head holds its own). Why the pooler: sentence-transformers checkpoints such as all-MiniLM
+# never trained theirs (they mean-pool; its weights have std 0.009), so frozen it passes the classifier
+# near-constant features and every frozen-base method lags full fine-tuning for that reason alone.
+HEAD_NAMES = ("classifier", "score", "pooler")
 OPTIMIZERS = ("adamw", "adamw8bit", "paged_adamw8bit")
 SCHEDULERS = ("linear", "constant")  # after warm-up: linear decay to 0, or constant
 
@@ -47,11 +52,15 @@ def positive(field: str, value: float | int) -> None:
         raise ValueError(f"{field}={value!r} must be > 0")
 
 
+def head_modules(model: nn.Module) -> list[str]:
+    """Names of the task-head modules this classifier has (top level, or one level down: bert.pooler)."""
+    return [name for name, _ in model.named_modules() if name.split(".")[-1] in HEAD_NAMES and name.count(".") <= 1]
+
+
 def unfreeze_head(model: nn.Module) -> None:
-    """A new classification head starts random: it trains under every method."""
-    for name, p in model.named_parameters():
-        if name.split(".")[0] in HEAD_NAMES:
-            p.requires_grad_(True)
+    """The classification head is new for the task: it trains under every method."""
+    for name in head_modules(model):
+        model.get_submodule(name).requires_grad_(True)
 
 
 def check_optimizer(optim: Mapping[str, Any]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from peft import PeftConfig, PeftModel, TaskType, get_peft_model
 from torch import nn
 
-from research.methods.base import FineTuneModule
+from research.methods.base import FineTuneModule, head_modules
 
 TASK_TYPES = {
     "seq2seq": TaskType.SEQ_2_SEQ_LM,
@@ -34,6 +34,9 @@ class PeftMethod(FineTuneModule):
     def inject(self, model: nn.Module) -> PeftModel:
         config = self.peft_config(model)
         check_target_modules(model, getattr(config, "target_modules", None))
+        if self.task == "classification":  # peft adds classifier/score itself, not the pooler
+            heads = [name.split(".")[-1] for name in head_modules(model)]
+            config.modules_to_save = sorted(set(config.modules_to_save or []) | set(heads))
         return get_peft_model(model, config)
 
     def save_weights(self, directory: Path) -> Path:
