@@ -1,6 +1,9 @@
 """Catastrophic forgetting: the language-modelling loss (mean token negative log-likelihood, nats) of
 held-out general text, scored on the base model before fine-tuning and on the fine-tuned model after.
 `forgetting/delta` > 0 means the model got worse at text it was not fine-tuned on.
+`forgetting/untrained` scores the strategy as injected, before any step: the base itself for LoRA,
+adapters and full fine-tuning, but the base behind the initial soft prompt for prompt tuning, whose
+prompt changes the score by itself (`after - untrained` is then what training did).
 
 Causal LMs score each passage as a continuation (its first token has no context and is not scored);
 seq2seq models score it as the decoder's target given an empty source. Passages are right-padded, so
@@ -98,6 +101,7 @@ class Probe:
     batch_size: int
     max_length: int
     before: float = math.nan
+    untrained: float = math.nan
     tokens: int = 0
 
     def score(self, model: nn.Module, module: FineTuneModule) -> tuple[float, int]:
@@ -105,7 +109,8 @@ class Probe:
 
 
 def before_fit(settings: Mapping[str, Any] | None, module: FineTuneModule) -> Probe | None:
-    """Score the base model (adapters off, no soft prompt); None unless `forgetting.enabled`."""
+    """Score the base model (adapters off, no soft prompt) and the untrained strategy; None unless
+    `forgetting.enabled`."""
     if not settings or not settings.get("enabled"):
         return None
     probe = Probe(
@@ -119,6 +124,7 @@ def before_fit(settings: Mapping[str, Any] | None, module: FineTuneModule) -> Pr
     positive("forgetting.max_length", probe.max_length)
     with module.base_model() as base:
         probe.before, probe.tokens = probe.score(base, module)
+    probe.untrained, _ = probe.score(module.model, module)
     return probe
 
 
@@ -129,6 +135,7 @@ def after_fit(probe: Probe | None, module: FineTuneModule, loggers: list) -> Non
     after, _ = probe.score(module.model, module)
     results = {
         "forgetting/before": probe.before,
+        "forgetting/untrained": probe.untrained,
         "forgetting/after": after,
         "forgetting/delta": after - probe.before,
         "forgetting/ppl_before": math.exp(probe.before),

@@ -51,6 +51,10 @@ def test_fine_tuning_moves_the_held_out_nll_and_the_frozen_base_stays_put(genera
     assert res["forgetting/delta"] != 0
     assert res["forgetting/delta"] == res["forgetting/after"] - res["forgetting/before"]
     assert res["forgetting/ppl_before"] == pytest.approx(math.exp(res["forgetting/before"]))
+    if method == "prompt_tuning":  # the initial soft prompt alone already changes the score
+        assert res["forgetting/untrained"] != res["forgetting/before"]
+    else:  # LoRA starts with B = 0: exactly the base
+        assert res["forgetting/untrained"] == res["forgetting/before"]
     with module.base_model() as base:
         untouched, _ = probe.score(base, module)
     if method == "full":
@@ -72,7 +76,7 @@ def test_train_records_forgetting_in_run_json_and_the_csv_log(tmp_path: Path, ge
             f"paths.output_dir={run}",
         )
     )
-    keys = {"before", "after", "delta", "ppl_before", "ppl_after", "tokens", "passages"}
+    keys = {"before", "untrained", "after", "delta", "ppl_before", "ppl_after", "tokens", "passages"}
     assert {f"forgetting/{k}" for k in keys} <= set(record.metrics)
     assert record.metrics["forgetting/passages"] == 3
     rows = list(csv.DictReader(next(run.glob("csv/**/metrics.csv")).open()))
