@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,11 @@ import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 
+from research import forgetting, soft_prompt
 from research.callbacks import EpochSeed, RecordProgress
-from research.checks import check_precision, check_resume, check_writable
+from research.checks import check_precision, check_resume, check_strategy, check_writable
 from research.data import DataModule
 from research.methods.base import FineTuneModule, count_parameters
 from research.models import ModelSpec, build_model, build_tokenizer
@@ -40,7 +44,8 @@ def train(cfg: DictConfig) -> RunRecord:
     if cfg.ckpt_path:
         record.artifacts["resumed_from"] = cfg.ckpt_path
     memory.reset_peak()
-    with record.recorded(run_dir), closing_wandb():
+    zero = is_global_zero()  # under DDP every process runs train(); only rank 0 writes run.json and files
+    with record.recorded(run_dir) if zero else nullcontext(), closing_wandb():
         pl.seed_everything(cfg.seed, workers=True)
         module, datamodule = build(cfg)
         record.params = count_parameters(module.model)
@@ -60,21 +65,34 @@ def train(cfg: DictConfig) -> RunRecord:
             module.eval_prefix = "zero_shot"
             trainer.test(module, datamodule=datamodule, verbose=False)
         if cfg.train:
+            probe = forgetting.before_fit(cfg.get("forgetting"), module)
             started = time.perf_counter()
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
             record.timing["train_s"] = time.perf_counter() - started
             record.timing["train_tokens_per_s"] = module.tokens_seen / record.timing["train_s"]
-            weights = module.save_weights(run_dir / "weights")
-            record.artifacts |= {"weights_dir": str(weights), "weights_bytes": _dir_bytes(weights)}
+            if zero:
+                weights = module.save_weights(run_dir / "weights")
+                record.artifacts |= {"weights_dir": str(weights), "weights_bytes": _dir_bytes(weights)}
+                soft_prompt.write_neighbors(module, run_dir, loggers)
+            forgetting.after_fit(probe, module, loggers)
         if cfg.test:
             module.eval_prefix = "test"
             trainer.test(module, datamodule=datamodule, verbose=False)
         record.metrics = dict(module.results)
         record.timing.update({k.replace("/", "_"): v for k, v in module.results.items() if k.endswith("eval_s")})
-        record.memory = memory.peak()
-        _write_examples(run_dir, module.examples, loggers)
-    print(run_table(record.__dict__))
+        record.memory = memory.peak() | memory.model_bytes(module.model)
+        if zero:
+            _write_examples(run_dir, module.examples, loggers)
+    if zero:
+        print(run_table(record.__dict__))
     return record
+
+
+def is_global_zero() -> bool:
+    """Rank 0, known before the Trainer starts the other processes: Lightning reads the rank from the
+    environment that its DDP launcher (or torchrun, SLURM) gives them; NODE_RANK covers the first process
+    of another node started by hand."""
+    return rank_zero_only.rank == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
 
 
 def with_resume(cfg: DictConfig) -> DictConfig:
@@ -97,10 +115,13 @@ def with_resume(cfg: DictConfig) -> DictConfig:
 def build(cfg: DictConfig) -> tuple[FineTuneModule, DataModule]:
     """Tokenizer + base model -> strategy module (injects, freezes) and its DataModule (set up)."""
     check_precision(cfg)
+    check_strategy(cfg, relaunch.is_multirun())
     check_resume(cfg)
     spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
     tokenizer = build_tokenizer(spec)
-    load_kwargs = get_class(cfg.method._target_).load_kwargs(cfg.method)
+    # transformers refuses a quantization_config next to a GGUF file: such a base loads de-quantized and
+    # the strategy quantizes it itself (QLoRA re-loads it through from_pretrained).
+    load_kwargs = {} if spec.gguf_file else get_class(cfg.method._target_).load_kwargs(cfg.method)
     module = _instantiate(
         cfg.method,
         backbone=build_model(spec, tokenizer, **load_kwargs),

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from research.train import build, train
 from tests.conftest import ASSETS, compose_cfg
@@ -39,6 +40,13 @@ def test_smollm2_gguf_loads_with_its_chat_template_and_saves_in_full(tmp_path: P
     prompt = datamodule.prompt("#Person1#: Hi.\n#Person2#: Hello.", train=False, index=0)
     assert "<|im_start|>user\nSummarize the following conversation." in prompt
     assert prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_smollm2_gguf_quantizes_to_4bit_for_qlora():
+    module, _ = build(compose_cfg(*smollm2("method=qlora", "data.train_limit=2", "data.test_limit=2")))
+    base = module.model.get_base_model()
+    assert base.is_loaded_in_4bit
+    assert module.model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight.dtype == torch.uint8
 
 
 def test_smollm2_lora_on_dialogsum_lowers_the_loss_and_generates(tmp_path: Path):
