@@ -10,7 +10,8 @@ import json
 import logging
 import os
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.strategies import FSDPStrategy
 from pytorch_lightning.utilities import rank_zero_only
 
 from research import forgetting, soft_prompt
@@ -70,10 +72,11 @@ def train(cfg: DictConfig) -> RunRecord:
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
             record.timing["train_s"] = time.perf_counter() - started
             record.timing["train_tokens_per_s"] = module.tokens_seen / record.timing["train_s"]
-            if zero:
-                weights = module.save_weights(run_dir / "weights")
-                record.artifacts |= {"weights_dir": str(weights), "weights_bytes": _dir_bytes(weights)}
-                soft_prompt.write_neighbors(module, run_dir, loggers)
+            with full_weights(trainer):
+                if zero:
+                    weights = module.save_weights(run_dir / "weights")
+                    record.artifacts |= {"weights_dir": str(weights), "weights_bytes": _dir_bytes(weights)}
+                    soft_prompt.write_neighbors(module, run_dir, loggers)
             forgetting.after_fit(probe, module, loggers)
         if cfg.test:
             module.eval_prefix = "test"
@@ -86,6 +89,21 @@ def train(cfg: DictConfig) -> RunRecord:
     if zero:
         print(run_table(record.__dict__))
     return record
+
+
+@contextmanager
+def full_weights(trainer: pl.Trainer) -> Iterator[None]:
+    """Under FSDP each process holds a shard of every weight: gather them onto rank 0 (CPU) for saving.
+    A collective, so every rank enters. Not run here (FSDP needs CUDA GPUs)."""
+    if not isinstance(trainer.strategy, FSDPStrategy):
+        yield
+        return
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    with FullyShardedDataParallel.summon_full_params(
+        trainer.strategy.model, writeback=False, rank0_only=True, offload_to_cpu=True
+    ):
+        yield
 
 
 def is_global_zero() -> bool:
