@@ -39,6 +39,12 @@ def test_qlora_trains_lora_on_a_frozen_4bit_base():
     assert all(after[n].dtype == torch.uint8 and torch.equal(after[n], p) for n, p in packed.items())
 
 
+@pytest.mark.parametrize("switch", ["model.gradient_checkpointing=true", "method.gradient_checkpointing=true"])
+def test_gradient_checkpointing_survives_the_4bit_reload(switch: str):
+    module, _ = build(compose_cfg(*small("model=tiny_llama", "method=qlora", switch)))
+    assert module.model.get_base_model().is_activation_checkpointing
+
+
 def test_qlora_fails_fast_on_a_bad_field():
     with pytest.raises(ValueError, match="method.quant_type"):
         build(compose_cfg(*small("model=tiny_llama", "method=qlora", "method.quant_type=int3")))

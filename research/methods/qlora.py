@@ -85,8 +85,16 @@ class QLoRA(LoRA):
         return {"quantization_config": quantization_config(**{k: method_cfg[k] for k in keys if k in method_cfg})}
 
     def inject(self, model: nn.Module) -> PeftModel:
+        # model.gradient_checkpointing was applied to the float model, which `quantize` replaces: carry it over.
+        checkpointing = self.gradient_checkpointing or model.is_activation_checkpointing
         if not is_4bit(model):
             model = quantize(model, self.bnb_config)
         keep_trainable_layout(model)
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=self.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=checkpointing,
+            gradient_checkpointing_kwargs={
+                "use_reentrant": False
+            },  # as the fast path: the frozen base passes gradients
+        )
         return super().inject(model)
