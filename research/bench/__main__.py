@@ -14,6 +14,7 @@ from typing import Any
 
 from research.bench import report
 from research.bench.options import Options, parse
+from research.tracking.record import git_commit
 
 
 def run_job(kind: str, method: str, opts: Options, out: Path) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def _meta(opts: Options, argv: list[str] | None, first: dict[str, Any]) -> dict[
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)",
         "torch": torch.__version__,
         "load_average": os.getloadavg(),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "options": opts.to_dict(),
     }
 
@@ -91,13 +92,6 @@ def _clock() -> str:
     import torch
 
     return "wall" if torch.cuda.is_available() else "cpu"
-
-
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 if __name__ == "__main__":

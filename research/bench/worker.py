@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from research.bench import generation, padding, runners
 from research.bench.options import Options, compose_config
-from research.bench.resources import mfu, rss_mb
+from research.bench.resources import mfu
 from research.bench.workload import eval_rows, train_workload
 from research.methods.base import count_parameters
 from research.models import ModelSpec, build_tokenizer
@@ -27,11 +27,11 @@ from research.tracking import memory
 def train_job(opts: Options, method: str) -> dict:
     """Ours and the baselines interleaved (ours, baselines..., then reversed: A B B A), then generation;
     the first method's job also compares batched with per-example generation (saves a process start)."""
-    rss_start = rss_mb()
+    rss_start = memory.rss_mb()
     cfg = _sized(compose_config(opts, method), opts)
     runners.check_trainer(cfg)
     module, datamodule = _build(cfg)
-    rss_built = rss_mb()
+    rss_built = memory.rss_mb()
     work = train_workload(datamodule, opts.warmup + opts.steps)
     segments = []
     for repeat in range(opts.repeats):

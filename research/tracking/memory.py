@@ -22,12 +22,25 @@ def reset_peak() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def peak() -> dict[str, float]:
-    out = {}
+def _status_mb(key: str) -> float | None:
+    """A memory line of /proc/self/status (VmRSS, VmHWM, ...) in MiB; None where there is none (not Linux)."""
     if STATUS.exists():
         for line in STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                out["peak_rss_mb"] = int(line.split()[1]) / 1024
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def rss_mb() -> float:
+    """Current resident memory of this process (NaN where unknown)."""
+    value = _status_mb("VmRSS")
+    return float("nan") if value is None else value
+
+
+def peak() -> dict[str, float]:
+    out = {}
+    if (hwm := _status_mb("VmHWM")) is not None:
+        out["peak_rss_mb"] = hwm
     if torch.cuda.is_available():
         out["peak_gpu_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
