@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from research.data.sources import _read_jsonl, _read_labelled_lines
+from research.data.sources import read_jsonl, read_labelled_lines
 from research.methods.base import FineTuneModule, positive
 
 FORMATS = ("text", "jsonl", "sst2")  # one passage per line | a string field per JSON line | "<label> <sentence>"
@@ -41,9 +41,9 @@ def load_texts(path: str | None, format: str = "text", field: str = "text", limi
     if format == "text":
         texts = file.read_text(encoding="utf-8").splitlines()
     elif format == "sst2":
-        texts = [row["sentence"] for row in _read_labelled_lines(file)]
+        texts = [row["sentence"] for row in read_labelled_lines(file)]
     else:
-        rows = list(_read_jsonl(file))
+        rows = list(read_jsonl(file))
         if any(not isinstance(row.get(field), str) for row in rows):
             raise ValueError(f"forgetting.field={field!r}: not a string field of every line of {file}")
         texts = [row[field] for row in rows]

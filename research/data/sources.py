@@ -60,10 +60,10 @@ def load_splits(
     files = _local_files(path, files)
     if format == "sst2":
         return DatasetDict(
-            {s: fields.normalize(Dataset.from_list(list(_read_labelled_lines(f))), str(f)) for s, f in files.items()}
+            {s: fields.normalize(Dataset.from_list(list(read_labelled_lines(f))), str(f)) for s, f in files.items()}
         )
     for f in files.values():  # validate every line before handing the files to `datasets` (which caches)
-        if not sum(1 for _ in (_read_jsonl(f) if format == "jsonl" else _read_csv(f))):
+        if not sum(1 for _ in (read_jsonl(f) if format == "jsonl" else _read_csv(f))):
             raise DataFormatError(f"{f}: the split is empty (no examples in the file)")
     builder = "json" if format == "jsonl" else "csv"
     # One load per split: splits may differ in columns (DialogSum's test has summary1..3, no summary).
@@ -157,7 +157,7 @@ def _local_files(path: str | None, files: dict[str, str] | None) -> dict[str, Pa
     return out
 
 
-def _read_jsonl(path: Path) -> Iterator[dict]:
+def read_jsonl(path: Path) -> Iterator[dict]:
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -185,7 +185,7 @@ def _read_csv(path: Path) -> Iterator[dict]:
             yield dict(zip(header, row, strict=True))
 
 
-def _read_labelled_lines(path: Path) -> Iterator[dict]:
+def read_labelled_lines(path: Path) -> Iterator[dict]:
     """SST-2 `stsa.binary.*`: `<label> <sentence>` per line."""
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
