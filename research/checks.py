@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from research.models.architectures import ARCHITECTURES
 from research.tracking.record import VOLATILE_KEYS, config_hash, read_record
 
-FP16_UNSAFE = ("t5", "mt5", "umt5")  # T5 activations overflow float16 (inf/NaN losses)
 
 
 def check_precision(cfg: DictConfig) -> None:
@@ -22,7 +22,8 @@ def check_precision(cfg: DictConfig) -> None:
     if precision.startswith("bf16") and not cuda:
         raise ValueError(f"trainer.precision={precision} needs a CUDA GPU with bfloat16; on CPU use 32-true")
     fp16 = precision.startswith("16") or cfg.model.dtype == "float16"
-    if fp16 and cfg.model.model_type in FP16_UNSAFE:
+    known = ARCHITECTURES.get(cfg.model.model_type)
+    if fp16 and known and not known.fp16_safe:
         raise ValueError(
             f"float16 with T5 (model.dtype={cfg.model.dtype}, trainer.precision={precision}) overflows; "
             "use trainer.precision=bf16-mixed on a GPU, or 32-true"

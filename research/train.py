@@ -1,16 +1,17 @@
-"""Train, evaluate and record one run:  python -m research.train [overrides]
+"""Train, evaluate and record one run:  peftlab train [overrides]   (or python -m research.train)
 
-compose config -> build tokenizer + base model -> DataModule -> strategy (a LightningModule)
--> zero-shot test of the base -> fit -> save weights -> test -> run.json (+ W&B / CSV views)
+compose config -> method, optimizer, callbacks (checked before anything loads) -> tokenizer, data, base
+model -> method.inject -> zero-shot test of the base -> fit -> method.save -> test -> run.json
+(+ W&B / CSV views).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -18,17 +19,18 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.strategies import FSDPStrategy
 from pytorch_lightning.utilities import rank_zero_only
 
-from research import forgetting, soft_prompt
 from research.callbacks import EpochSeed, RecordProgress
 from research.checks import check_precision, check_resume, check_strategy, check_writable
 from research.data import DataModule
-from research.methods.base import FineTuneModule, count_parameters
+from research.loop import FineTuneModule
+from research.methods.base import Context, Method, count_parameters
 from research.models import ModelSpec, build_model, build_tokenizer
+from research.optim import check_optimizer, check_scheduler
 from research.sweeps import SweepsSearchPath  # noqa: F401  registering it puts sweeps/ on the config path
 from research.tracking import RunRecord, memory, relaunch
 from research.tracking.loggers import closing_wandb, start_loggers
@@ -49,13 +51,13 @@ def train(cfg: DictConfig) -> RunRecord:
     zero = is_global_zero()  # under DDP every process runs train(); only rank 0 writes run.json and files
     with record.recorded(run_dir) if zero else nullcontext(), closing_wandb():
         pl.seed_everything(cfg.seed, workers=True)
-        module, datamodule = build(cfg)
+        callbacks = [_instantiate(c) for c in (cfg.callbacks or {}).values()]
+        module, datamodule = build(cfg, callbacks=callbacks)
         record.params = count_parameters(module.model)
-        record.artifacts["truncated_inputs"] = datamodule.truncated
+        record.artifacts |= {"injected": module.method.describe(module.model), "truncated_inputs": datamodule.truncated}
         loggers, note = start_loggers(cfg.logger, run_dir)
         if note:
             record.artifacts["logger_fallback"] = note
-        callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
         callbacks += [EpochSeed(cfg.seed), RecordProgress(record, run_dir)]
         trainer: pl.Trainer = instantiate(
             cfg.trainer, default_root_dir=run_dir, logger=loggers or False, callbacks=callbacks
@@ -64,31 +66,81 @@ def train(cfg: DictConfig) -> RunRecord:
             lg.log_hyperparams(_flat(config) | {f"params/{k}": v for k, v in record.params.items()})
 
         if cfg.test and cfg.zero_shot:
-            module.eval_prefix = "zero_shot"
-            trainer.test(module, datamodule=datamodule, verbose=False)
+            with module.scoring("zero_shot", base=True):
+                _test(trainer, module, datamodule, record)
         if cfg.train:
-            probe = forgetting.before_fit(cfg.get("forgetting"), module)
             started = time.perf_counter()
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
             record.timing["train_s"] = time.perf_counter() - started
             record.timing["train_tokens_per_s"] = module.tokens_seen / record.timing["train_s"]
+            record.metrics |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
             with full_weights(trainer):
                 if zero:
-                    weights = module.save_weights(run_dir / "weights")
+                    weights = module.method.save(module.model, run_dir / "weights")
                     record.artifacts |= {"weights_dir": str(weights), "weights_bytes": _dir_bytes(weights)}
-                    soft_prompt.write_neighbors(module, run_dir, loggers)
-            forgetting.after_fit(probe, module, loggers)
         if cfg.test:
-            module.eval_prefix = "test"
-            trainer.test(module, datamodule=datamodule, verbose=False)
-        record.metrics = dict(module.results)
-        record.timing.update({k.replace("/", "_"): v for k, v in module.results.items() if k.endswith("eval_s")})
+            _test(trainer, module, datamodule, record)
+        for callback in callbacks:
+            record.metrics |= getattr(callback, "metrics", {})
         record.memory = memory.peak() | memory.model_bytes(module.model)
-        if zero:
-            _write_examples(run_dir, module.examples, loggers)
     if zero:
         print(run_table(record.__dict__))
     return record
+
+
+def _test(trainer: pl.Trainer, module: FineTuneModule, datamodule: DataModule, record: RunRecord) -> None:
+    """Score the test split under the module's current stage; the stage's seconds go to `timing`."""
+    results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    record.timing[f"{module.stage}_eval_s"] = results.pop(f"{module.stage}/eval_s")
+    record.metrics |= results
+
+
+def build(
+    cfg: DictConfig, weights: Path | None = None, callbacks: Sequence[pl.Callback] = ()
+) -> tuple[FineTuneModule, DataModule]:
+    """Everything a run needs, cheapest checks first: the config (method, optimizer, schedule, callbacks)
+    before the tokenizer, the data before the base model. `weights` (a run's weights/) are loaded by the
+    method onto the fresh base instead of injecting a new, untrained method."""
+    check_precision(cfg)
+    check_strategy(cfg, relaunch.is_multirun())
+    check_resume(cfg)
+    spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
+    method: Method = _instantiate(cfg.method)
+    optimizer, scheduler = _instantiate(cfg.optimizer), _instantiate(cfg.scheduler)
+    check_optimizer(optimizer, cuda=str(cfg.trainer.accelerator) in ("gpu", "cuda"))
+    check_scheduler(scheduler)
+    for callback in callbacks:
+        if hasattr(callback, "preflight"):
+            callback.preflight(spec.task, method)
+    tokenizer = build_tokenizer(spec)
+    datamodule = _instantiate(cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template)
+    datamodule.setup()
+    ctx = Context(spec.task, tokenizer, total_steps=planned_steps(cfg, datamodule))
+    # transformers refuses a quantization_config next to a GGUF file: such a base loads de-quantized and
+    # the method quantizes it itself.
+    base = build_model(spec, tokenizer, **({} if spec.gguf_file else method.load_kwargs()))
+    model = method.load(base, weights, ctx) if weights else method.inject(base, ctx)
+    module = FineTuneModule(
+        model=model,
+        method=method,
+        tokenizer=tokenizer,
+        task=spec.task,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        generation=cfg.generation,
+    )
+    return module, datamodule
+
+
+def planned_steps(cfg: DictConfig, datamodule: DataModule) -> int | None:
+    """Optimizer steps of the whole run on one process (what AdaLoRA schedules its rank budget over)."""
+    if cfg.trainer.get("max_steps", -1) > 0:
+        return int(cfg.trainer.max_steps)
+    if "train" not in datamodule.splits:
+        return None
+    batches = math.ceil(len(datamodule.splits["train"]) / datamodule.batch_size)
+    accumulate = cfg.trainer.get("accumulate_grad_batches", 1)
+    return max(1, math.ceil(batches / accumulate) * cfg.trainer.get("max_epochs", 1))
 
 
 @contextmanager
@@ -130,29 +182,6 @@ def with_resume(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def build(cfg: DictConfig) -> tuple[FineTuneModule, DataModule]:
-    """Tokenizer + base model -> strategy module (injects, freezes) and its DataModule (set up)."""
-    check_precision(cfg)
-    check_strategy(cfg, relaunch.is_multirun())
-    check_resume(cfg)
-    spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
-    tokenizer = build_tokenizer(spec)
-    # transformers refuses a quantization_config next to a GGUF file: such a base loads de-quantized and
-    # the strategy quantizes it itself (QLoRA re-loads it through from_pretrained).
-    load_kwargs = {} if spec.gguf_file else get_class(cfg.method._target_).load_kwargs(cfg.method)
-    module = _instantiate(
-        cfg.method,
-        backbone=build_model(spec, tokenizer, **load_kwargs),
-        tokenizer=tokenizer,
-        task=spec.task,
-        optimizer=cfg.optimizer,
-        generation=cfg.generation,
-    )
-    datamodule = _instantiate(cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template)
-    datamodule.setup()
-    return module, datamodule
-
-
 def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
     """`instantiate`, re-raising our own validation error instead of Hydra's wrapper around it,
     so the message starts with the field name."""
@@ -175,20 +204,6 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def _write_examples(run_dir: Path, examples: dict[str, list[dict]], loggers: list) -> None:
-    """A few (prediction, references) pairs per stage, for a human to read."""
-    if not examples:
-        return
-    with (run_dir / "examples.jsonl").open("w") as fh:
-        for stage, rows in examples.items():
-            for row in rows:
-                fh.write(json.dumps({"stage": stage, **row}) + "\n")
-    for lg in loggers:
-        if hasattr(lg, "log_text"):
-            rows = [[s, r["prediction"], " || ".join(r["references"])] for s, rs in examples.items() for r in rs]
-            lg.log_text(key="examples", columns=["stage", "prediction", "references"], data=rows)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

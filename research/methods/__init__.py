@@ -1,20 +1,10 @@
-"""Fine-tuning strategies: one LightningModule each, sharing the loop in `base.py`."""
+"""Fine-tuning methods: each decides what is injected and what trains, and owns its weights' lifecycle
+(`base.py` states the contract). The training loop is `research/loop.py`, the same for all of them."""
 
 from research.methods.adapter import Adapter
-from research.methods.base import FineTuneModule, count_parameters
+from research.methods.base import Context, MergeRefused, Method, count_parameters
 from research.methods.full import Full
-from research.methods.lora import LoRA
 from research.methods.peft import PeftMethod
-from research.methods.prompt_tuning import PromptTuning
 from research.methods.selective import Selective
 
-__all__ = [
-    "Adapter",
-    "FineTuneModule",
-    "Full",
-    "LoRA",
-    "PeftMethod",
-    "PromptTuning",
-    "Selective",
-    "count_parameters",
-]
+__all__ = ["Adapter", "Context", "Full", "MergeRefused", "Method", "PeftMethod", "Selective", "count_parameters"]

@@ -5,6 +5,7 @@ and layer norm. W_up starts at zero, so the adapted model starts identical to th
 - `houlsby`: after the self-attention sublayer and after the feed-forward sublayer of every block.
 - `pfeiffer`: after the feed-forward sublayer only.
 Parameters per adapter: 2*d*b + b + d (d = hidden size, b = bottleneck size).
+Not mergeable: the ReLU between the two projections is not a linear map a weight matrix can absorb.
 """
 
 from __future__ import annotations
@@ -16,21 +17,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
+from transformers import PreTrainedModel
 
-from research.methods.base import FineTuneModule, positive, unfreeze_head
+from research.methods.base import (
+    Context,
+    MergeRefused,
+    Method,
+    load_tensors,
+    positive,
+    trainable_tensors,
+    unfreeze_head,
+)
+from research.models.architectures import architecture
 
 VARIANTS = ("houlsby", "pfeiffer")
-# Module names whose output is a sublayer output, per architecture: (attention, feed-forward).
-SUBLAYERS = {
-    "t5": (r"block\.\d+\.layer\.0\.SelfAttention", r"block\.\d+\.layer\.\d+\.DenseReluDense"),
-    "llama": (r"layers\.\d+\.self_attn", r"layers\.\d+\.mlp"),
-    "gpt2": (r"h\.\d+\.attn", r"h\.\d+\.mlp"),
-    "bert": (r"layer\.\d+\.attention\.output\.dense", r"layer\.\d+\.output\.dense"),
-}
-SUBLAYERS.update({k: SUBLAYERS["llama"] for k in ("mistral", "qwen2")})
-SUBLAYERS.update({k: SUBLAYERS["bert"] for k in ("roberta",)})
 ADAPTER_FILE, CONFIG_FILE = "adapter.safetensors", "adapter_config.json"
 
 
@@ -55,48 +57,16 @@ def _apply_adapter(module: nn.Module, args: tuple, output):
     return module.adapter(output)
 
 
-def sublayers(model: nn.Module, variant: str) -> list[tuple[str, nn.Module]]:
-    """The sublayers that get an adapter: feed-forward, and attention too for `houlsby`."""
-    model_type = model.config.model_type
-    if model_type not in SUBLAYERS:
-        raise ValueError(f"adapters do not know model_type={model_type!r}; supported: {', '.join(SUBLAYERS)}")
-    attention, feed_forward = SUBLAYERS[model_type]
-    wanted = re.compile(rf"(^|\.)({feed_forward}{'|' + attention if variant == 'houlsby' else ''})$")
-    return [(n, m) for n, m in model.named_modules() if wanted.search(n)]
-
-
-def add_adapters(model: nn.Module, variant: str, bottleneck_size: int | None, reduction_factor: int | None) -> None:
-    """Attach a zero-initialised bottleneck to each sublayer, in the model's dtype (the base is not frozen here)."""
-    hidden = model.config.hidden_size
-    size = bottleneck_size or max(1, hidden // reduction_factor)
-    for _, module in sublayers(model, variant):
-        module.adapter = Bottleneck(hidden, size).to(next(model.parameters()).dtype)
-        module.register_forward_hook(_apply_adapter)
-
-
-def load_adapters(model: nn.Module, directory: Path) -> nn.Module:
-    """A saved `Adapter` run (`weights/`: adapter_config.json + adapter.safetensors) onto a fresh base
-    of the same architecture: frozen, eval mode."""
-    add_adapters(model, **json.loads((directory / CONFIG_FILE).read_text()))
-    state = load_file(str(directory / ADAPTER_FILE))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    adapter_missing = [k for k in missing if ".adapter." in k]
-    if unexpected or adapter_missing:
-        raise ValueError(
-            f"{directory / ADAPTER_FILE} does not fit this model: unexpected {unexpected[:5]}, "
-            f"missing adapter tensors {adapter_missing[:5]}"
-        )
-    return model.requires_grad_(False).eval()
-
-
-class Adapter(FineTuneModule):
+class Adapter(Method):
     def __init__(
         self,
+        name: str,
+        lr: float,
         variant: str = "houlsby",
         bottleneck_size: int | None = None,
         reduction_factor: int | None = 16,
-        **kwargs,
     ) -> None:
+        super().__init__(name, lr)
         if variant not in VARIANTS:
             raise ValueError(f"method.variant={variant!r} is unknown; allowed: {', '.join(VARIANTS)}")
         if bottleneck_size is None:
@@ -104,37 +74,54 @@ class Adapter(FineTuneModule):
         else:
             positive("method.bottleneck_size", bottleneck_size)
         self.variant, self.bottleneck_size, self.reduction_factor = variant, bottleneck_size, reduction_factor
-        super().__init__(**kwargs)
 
-    def inject(self, model: nn.Module) -> nn.Module:
+    def sublayers(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
+        """The sublayers that get an adapter: feed-forward, and attention too for `houlsby`."""
+        arch = architecture(model.config.model_type, "method=adapter")
+        alternatives = arch.feed_forward + (f"|{arch.attention}" if self.variant == "houlsby" else "")
+        wanted = re.compile(rf"(^|\.)({alternatives})$")
+        return [(n, m) for n, m in model.named_modules() if wanted.search(n)]
+
+    def add_adapters(self, model: PreTrainedModel) -> None:
+        """A zero-initialised bottleneck after each sublayer, in the model's dtype."""
+        hidden = model.config.hidden_size
+        size = self.bottleneck_size or max(1, hidden // self.reduction_factor)
+        for _, module in self.sublayers(model):
+            module.adapter = Bottleneck(hidden, size).to(next(model.parameters()).dtype)
+            module.register_forward_hook(_apply_adapter)
+
+    def inject(self, model: PreTrainedModel, ctx: Context) -> nn.Module:
         model.requires_grad_(False)
-        add_adapters(model, self.variant, self.bottleneck_size, self.reduction_factor)
-        if self.task == "classification":
-            unfreeze_head(model)
+        self.add_adapters(model)
+        unfreeze_head(model, ctx.task)
         return model
 
-    def adapters(self) -> dict[str, Bottleneck]:
-        return {n: m for n, m in self.model.named_modules() if isinstance(m, Bottleneck)}
-
-    def save_weights(self, directory: Path) -> Path:
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {n: p.detach().cpu().contiguous() for n, p in self.model.named_parameters() if p.requires_grad}
-        save_file(tensors, str(directory / ADAPTER_FILE))
-        config = {
-            "variant": self.variant,
-            "bottleneck_size": self.bottleneck_size,
-            "reduction_factor": self.reduction_factor,
-        }
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-        return directory
-
     @contextmanager
-    def base_model(self) -> Iterator[nn.Module]:
-        adapters = self.adapters().values()
+    def base_model(self, model: nn.Module) -> Iterator[nn.Module]:
+        adapters = [m for m in model.modules() if isinstance(m, Bottleneck)]
         for a in adapters:
             a.enabled = False
         try:
-            yield self.model
+            yield model
         finally:
             for a in adapters:
                 a.enabled = True
+
+    def save(self, model: nn.Module, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file(trainable_tensors(model), str(directory / ADAPTER_FILE))
+        config = {"variant": self.variant, "bottleneck_size": self.bottleneck_size}
+        config["reduction_factor"] = self.reduction_factor
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        return directory
+
+    def load(self, base: PreTrainedModel, directory: Path, ctx: Context) -> nn.Module:
+        self.add_adapters(base)
+        model = load_tensors(base, directory / ADAPTER_FILE, required=".adapter.")
+        return model.requires_grad_(False).eval()
+
+    def merge(self, model: nn.Module) -> PreTrainedModel:
+        raise MergeRefused(
+            f"method {self.name!r} (bottleneck adapters) puts a ReLU between its two projections after each "
+            "sublayer, which no weight matrix can absorb: serve it unmerged (peftlab infer run_dir=...)"
+        )

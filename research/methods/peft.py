@@ -1,52 +1,211 @@
-"""Any peft tuner from YAML: `peft_config` is a partial peft config (`_target_: peft.IA3Config`,
-`_partial_: true`), completed here with the task type. IA3 and prefix tuning ship this way with no
-Python of their own; LoRA and prompt tuning subclass this to add their own checks and defaults."""
+"""Every peft tuner through one method: `peft_config` in `conf/method/<name>.yaml` is a partial peft
+config (`_target_: peft.LoraConfig`, `_partial_: true`) holding any of that config's own fields; the task
+type (and AdaLoRA's step count) are filled in here. A new peft method is one YAML file.
+
+What this class adds to plain peft:
+- fields checked before the base model loads (the config is built once, with placeholders);
+- a classifier's head (the arch table's `heads`) added to `modules_to_save`, so it trains;
+- prompt tuning initialised from `init_text` with the run's own tokenizer (also the offline byte one);
+- PiSSA/OLoRA initialisations, which rewrite the base weights, saved as plain LoRA that loads onto the
+  untouched base (peft's `path_initial_model_for_weight_conversion`);
+- AdaLoRA's rank reallocation after every optimizer step (`update_and_allocate`);
+- an optional 4-bit base (`quantization:`, see quantization.py): QLoRA is LoRA plus that node;
+- merging into a de-quantized base for 4-bit models, and a refusal, with the reason, where nothing merges.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from peft import PeftConfig, PeftModel, TaskType, get_peft_model
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from peft import PeftConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from research.methods.base import FineTuneModule, head_modules
+from research.methods.base import Context, MergeRefused, Method, classifier_heads
+from research.methods.quantization import Quantization, is_4bit, keep_trainable_layout, quantize
+from research.tasks import Task
 
-TASK_TYPES = {
-    "seq2seq": TaskType.SEQ_2_SEQ_LM,
-    "causal": TaskType.CAUSAL_LM,
-    "classification": TaskType.SEQ_CLS,
+# peft tuners this loop cannot drive as they need: refused with the reason.
+UNSUPPORTED = {
+    "POLY": "Poly routes each example by a task id, which the framework's batches do not carry",
+    "XLORA": "X-LoRA mixes several pre-trained LoRA adapters, which a single run does not have",
+    "MULTITASK_PROMPT_TUNING": "it needs a task id per example, which the framework's batches do not carry",
+    "ADAPTION_PROMPT": "peft supports it for a few decoder-only families only, and not for generation here",
 }
+WEIGHT_REWRITING_INITS = ("pissa", "olora")  # prefixes of init_lora_weights values that change the base
 
 
-class PeftMethod(FineTuneModule):
-    def __init__(self, peft_config: Callable[..., PeftConfig] | None = None, **kwargs) -> None:
-        self.make_peft_config = peft_config
-        super().__init__(**kwargs)
+class PeftMethod(Method):
+    def __init__(
+        self,
+        name: str,
+        lr: float,
+        peft_config: Callable[..., PeftConfig],
+        init_text: str | None = None,
+        quantization: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name, lr)
+        self.make_config = _plain(peft_config)
+        self.init_text = init_text
+        self.quantization = Quantization(**quantization) if quantization else None
+        config = self.config(Task.CAUSAL, total_steps=1)  # placeholders: checks every field now
+        self.has_soft_prompt = config.is_prompt_learning and config.peft_type.value == "PROMPT_TUNING"
+        if init_text is not None and not self.has_soft_prompt:
+            raise ValueError("method.init_text initialises a soft prompt: only prompt tuning has one")
+        self._initial_adapter: tempfile.TemporaryDirectory | None = None
 
-    def peft_config(self, model: nn.Module) -> PeftConfig:
-        if self.make_peft_config is None:
-            raise ValueError("method.peft_config is missing: give a peft config `_target_` with `_partial_: true`")
-        return self.make_peft_config(task_type=TASK_TYPES[self.task])
+    def config(self, task: Task, total_steps: int | None = None) -> PeftConfig:
+        """The complete peft config for `task`; peft's own validation errors name our field."""
+        if not callable(self.make_config):
+            raise ValueError("method.peft_config must be a peft config node with `_partial_: true`")
+        kwargs: dict[str, Any] = {"task_type": task.peft_task_type}
+        fields = getattr(self.make_config.func, "__dataclass_fields__", {})
+        if "total_step" in fields and self.make_config.keywords.get("total_step") is None:
+            kwargs["total_step"] = total_steps  # AdaLoRA schedules its rank budget over the whole run
+        try:
+            config = self.make_config(**kwargs)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"method.peft_config ({self.make_config.func.__name__}): {err}") from None
+        if config.peft_type.value in UNSUPPORTED:
+            kind = config.peft_type.value
+            raise ValueError(f"method.peft_config: {kind} is not supported: {UNSUPPORTED[kind]}")
+        targets = getattr(config, "target_modules", None)
+        if targets is not None and not isinstance(targets, str) and len(targets) == 0:
+            raise ValueError(
+                "method.peft_config.target_modules=[] adapts nothing; list module names, or null for the "
+                "architecture's default (attention query and value)"
+            )
+        return config
 
-    def inject(self, model: nn.Module) -> PeftModel:
-        config = self.peft_config(model)
+    def load_kwargs(self) -> dict[str, Any]:
+        return {"quantization_config": self.quantization.bnb_config()} if self.quantization else {}
+
+    def inject(self, model: PreTrainedModel, ctx: Context) -> PeftModel:
+        config = self.config(ctx.task, ctx.total_steps)
+        if self.quantization:
+            model = self._quantized(model)
         check_target_modules(model, getattr(config, "target_modules", None))
-        if self.task == "classification":  # peft adds classifier/score itself, not the pooler
-            heads = [name.split(".")[-1] for name in head_modules(model)]
+        if ctx.task is Task.CLASSIFICATION:  # peft adds classifier/score itself, not BERT's pooler
+            heads = [name.split(".")[-1] for name in classifier_heads(model)]
             config.modules_to_save = sorted(set(config.modules_to_save or []) | set(heads))
-        return get_peft_model(model, config)
+        peft_model = get_peft_model(model, config)
+        if self.has_soft_prompt and self.init_text:
+            init_soft_prompt(peft_model, ctx.tokenizer, self.init_text)
+        if self._rewrites_base(config):
+            self._keep_initial_adapter(peft_model)
+        return peft_model
 
-    def save_weights(self, directory: Path) -> Path:
-        self.model.save_pretrained(directory)  # adapter only, safetensors, plain-peft loadable
-        return directory
+    def _quantized(self, model: PreTrainedModel) -> PreTrainedModel:
+        # gradient checkpointing was set on the float model, which `quantize` replaces: carry it over.
+        checkpointing = model.is_activation_checkpointing
+        if not is_4bit(model):
+            model = quantize(model, self.quantization.bnb_config())
+        keep_trainable_layout(model)
+        return prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=checkpointing, gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+
+    @staticmethod
+    def _rewrites_base(config: PeftConfig) -> bool:
+        init = getattr(config, "init_lora_weights", True)
+        return isinstance(init, str) and init.startswith(WEIGHT_REWRITING_INITS)
+
+    def _keep_initial_adapter(self, model: PeftModel) -> None:
+        """PiSSA/OLoRA subtract their initial adapter from the base weights: the trained adapter is only
+        right on that residual base. Keep the initial adapter so `save` converts to plain LoRA."""
+        self._initial_adapter = tempfile.TemporaryDirectory(prefix="initial-adapter-")
+        config = model.peft_config[model.active_adapter]
+        init, config.init_lora_weights = config.init_lora_weights, True  # re-loading it must not re-run SVD
+        model.save_pretrained(self._initial_adapter.name)
+        config.init_lora_weights = init
 
     @contextmanager
-    def base_model(self) -> Iterator[nn.Module]:
-        with self.model.disable_adapter():
-            yield self.model.get_base_model()
+    def base_model(self, model: nn.Module) -> Iterator[nn.Module]:
+        with model.disable_adapter():
+            yield model.get_base_model()
+
+    def on_optimizer_step(self, model: nn.Module, step: int) -> None:
+        if hasattr(model.base_model, "update_and_allocate"):  # AdaLoRA: importance scores -> new ranks
+            model.base_model.update_and_allocate(step)
+
+    def save(self, model: nn.Module, directory: Path) -> Path:
+        """peft's own format (adapter_config.json + adapter_model.safetensors), loadable by plain peft."""
+        if self._initial_adapter is None:
+            model.save_pretrained(directory)
+        else:
+            model.save_pretrained(directory, path_initial_model_for_weight_conversion=self._initial_adapter.name)
+        return directory
+
+    def load(self, base: PreTrainedModel, directory: Path, ctx: Context) -> PeftModel:
+        if not (directory / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"{directory}: no adapter_config.json (peft methods save one there)")
+        if self.quantization and not is_4bit(base):
+            base = quantize(base, self.quantization.bnb_config())
+        if is_4bit(base):
+            keep_trainable_layout(base)  # the kernels the run trained and was scored with: identical outputs
+        return PeftModel.from_pretrained(base, str(directory), is_trainable=False).eval()
+
+    def merge(self, model: nn.Module) -> PreTrainedModel:
+        """Fold the adapter into the base weights (consumes `model`, like peft's `merge_and_unload`).
+        On a 4-bit base peft would re-quantize the merged weights, which moves the logits; the base is
+        de-quantized first instead, so the merged model computes exactly what the 4-bit model did."""
+        config = model.peft_config[model.active_adapter]
+        if config.is_prompt_learning:
+            raise MergeRefused(
+                f"method {self.name!r} learns virtual tokens, not weights: there is nothing to fold into the "
+                "base; serve it unmerged (peftlab infer run_dir=...)"
+            )
+        if is_4bit(model.get_base_model()):
+            return _merge_dequantized(model)
+        return model.merge_and_unload()
+
+    def describe(self, model: nn.Module) -> dict[str, Any]:
+        config = model.peft_config[model.active_adapter]
+        keep = ("peft_type", "target_modules", "modules_to_save", "rank_pattern", "num_virtual_tokens")
+        out = {k: v for k, v in dataclasses.asdict(config).items() if k in keep and v not in (None, {}, [])}
+        return {k: sorted(v) if isinstance(v, set) else str(v) if k == "peft_type" else v for k, v in out.items()}
+
+
+def _plain(partial: Any) -> Any:
+    """Hydra hands nested nodes over as DictConfig/ListConfig; peft serialises its config with json."""
+    if not isinstance(partial, functools.partial):
+        return partial
+    kwargs = {k: OmegaConf.to_container(v) if isinstance(v, DictConfig | ListConfig) else v
+              for k, v in partial.keywords.items()}  # fmt: skip
+    return functools.partial(partial.func, *partial.args, **kwargs)
+
+
+@torch.no_grad()
+def init_soft_prompt(model: PeftModel, tokenizer: PreTrainedTokenizerBase, text: str) -> None:
+    """The soft prompt starts as the embeddings of `text`, repeated to length (Lester et al.'s class-label
+    init). Done here with the run's tokenizer: peft's TEXT init re-loads a tokenizer by name."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError(f"method.init_text={text!r} tokenizes to nothing")
+    prompt = model.prompt_encoder[model.active_adapter].embedding.weight
+    repeats = -(-prompt.shape[0] // len(ids))  # ceil: cover every virtual token (and both T5 stacks)
+    ids_t = torch.tensor((ids * repeats)[: prompt.shape[0]], device=prompt.device)
+    prompt.copy_(model.get_input_embeddings()(ids_t).to(prompt.dtype))
+
+
+def _merge_dequantized(model: PeftModel) -> PreTrainedModel:
+    """Save the active adapter, strip it, de-quantize the base (transformers' `dequantize`), re-load the
+    adapter onto the full-precision base and merge there."""
+    name = model.active_adapter
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp, selected_adapters=[name])
+        saved = Path(tmp) if name == "default" else Path(tmp) / name  # peft's layout for named adapters
+        base = model.unload().dequantize()
+        return PeftModel.from_pretrained(base, str(saved)).merge_and_unload()
 
 
 def check_target_modules(model: nn.Module, targets: list[str] | str | None) -> None:
@@ -58,7 +217,7 @@ def check_target_modules(model: nn.Module, targets: list[str] | str | None) -> N
     if missing:
         hints = {t: difflib.get_close_matches(t, available, n=3) for t in missing}
         raise ValueError(
-            f"method.target_modules: {missing} not in the model; close matches {hints}; "
+            f"method.peft_config.target_modules: {missing} not in the model; close matches {hints}; "
             f"available linear modules: {available}"
         )
 

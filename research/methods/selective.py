@@ -2,7 +2,7 @@
 
 - `bitfit`: every parameter whose name ends in `bias` (Ben Zaken et al., 2022).
 - `layers`: whole transformer blocks, listed by index (`layers`) or the last `top_k` of each stack.
-- `pattern`: every parameter whose name matches a regular expression.
+- `pattern`: every parameter whose name matches a regular expression (e.g. LayerNorm-only tuning).
 """
 
 from __future__ import annotations
@@ -11,27 +11,29 @@ import re
 from collections import defaultdict
 
 from torch import nn
+from transformers import PreTrainedModel
 
-from research.methods.base import FineTuneModule, unfreeze_head
+from research.methods.base import Context, Method, positive, unfreeze_head
+from research.models.architectures import architecture, block_index
 
 MODES = ("bitfit", "layers", "pattern")
-# `encoder.block.3.`, `model.layers.3.`, `transformer.h.3.`, `encoder.layer.3.`
-BLOCK = re.compile(r"^(?P<stack>.*?\.(?:block|layers|layer|h))\.(?P<index>\d+)\.")
 
 
-class Selective(FineTuneModule):
+class Selective(Method):
     def __init__(
         self,
+        name: str,
+        lr: float,
         mode: str = "layers",
         layers: list[int] | None = None,
         top_k: int | None = 1,
         pattern: str | None = None,
-        **kwargs,
     ) -> None:
+        super().__init__(name, lr)
         if mode not in MODES:
             raise ValueError(f"method.mode={mode!r} is unknown; allowed: {', '.join(MODES)}")
-        if mode == "layers" and not layers and not (top_k and top_k > 0):
-            raise ValueError("method.mode=layers needs method.layers (block indices) or method.top_k > 0")
+        if mode == "layers" and not layers:
+            positive("method.top_k (or list method.layers)", top_k)
         if mode == "pattern":
             if not pattern:
                 raise ValueError("method.mode=pattern needs method.pattern (a regex over parameter names)")
@@ -40,32 +42,29 @@ class Selective(FineTuneModule):
             except re.error as err:
                 raise ValueError(f"method.pattern={pattern!r} is not a valid regex: {err}") from None
         self.mode, self.layers, self.top_k, self.pattern = mode, layers, top_k, pattern
-        super().__init__(**kwargs)
 
-    def inject(self, model: nn.Module) -> nn.Module:
+    def inject(self, model: PreTrainedModel, ctx: Context) -> nn.Module:
         names = [n for n, _ in model.named_parameters()]
-        chosen = set(self.select(names))
+        chosen = set(self.select(names, model.config.model_type))
         if not chosen:
             raise ValueError(self._empty_reason(names))
         for name, p in model.named_parameters():
             p.requires_grad_(name in chosen)
-        if self.task == "classification":
-            unfreeze_head(model)
+        unfreeze_head(model, ctx.task)
         return model
 
-    def select(self, names: list[str]) -> list[str]:
+    def select(self, names: list[str], model_type: str) -> list[str]:
         if self.mode == "bitfit":
             return [n for n in names if n.endswith("bias")]
         if self.mode == "pattern":
             return [n for n in names if re.search(self.pattern, n)]
+        arch = architecture(model_type, "method.mode=layers")
         stacks: dict[str, set[int]] = defaultdict(set)
         for n in names:
-            if m := BLOCK.match(n):
-                stacks[m["stack"]].add(int(m["index"]))
-        wanted = {
-            stack: set(self.layers) if self.layers else set(sorted(idx)[-self.top_k :]) for stack, idx in stacks.items()
-        }
-        return [n for n in names if (m := BLOCK.match(n)) and int(m["index"]) in wanted[m["stack"]]]
+            if found := block_index(n, arch):
+                stacks[found[0]].add(found[1])
+        wanted = {s: set(self.layers) if self.layers else set(sorted(i)[-self.top_k :]) for s, i in stacks.items()}
+        return [n for n in names if (found := block_index(n, arch)) and found[1] in wanted[found[0]]]
 
     def _empty_reason(self, names: list[str]) -> str:
         if self.mode == "bitfit":

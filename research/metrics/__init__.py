@@ -18,13 +18,15 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
 
 
 def generation_metrics(predictions: list[str], references: list[list[str]]) -> dict[str, float]:
-    """ROUGE F1 in 0..1. With several references per example, `rouge*` is best-of and
-    `rouge*_mean` the mean over references, so both aggregations are on record."""
+    """ROUGE-1/2/L/Lsum F1 in 0..1 and corpus BLEU (sacrebleu, 0..100). With several references per
+    example, `rouge*` is best-of and `rouge*_mean` the mean over references, so both aggregations are on
+    record; BLEU uses every reference, as corpus BLEU does."""
     rouge = load_metric("rouge")
     scores = rouge.compute(predictions=predictions, references=references, multi_ref="max")
     if any(len(refs) > 1 for refs in references):
         mean = rouge.compute(predictions=predictions, references=references, multi_ref="mean")
         scores.update({f"{k}_mean": v for k, v in mean.items()})
+    scores.update(load_metric("bleu").compute(predictions=predictions, references=references))
     return scores
 
 

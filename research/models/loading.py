@@ -23,14 +23,14 @@ from transformers import (
 )
 
 from research.models.tokenizers import byte_tokenizer, load_tokenizer
+from research.tasks import Task
 
 log = logging.getLogger(__name__)
 
-TASKS = ("seq2seq", "causal", "classification")
 AUTO_CLASSES = {
-    "seq2seq": AutoModelForSeq2SeqLM,
-    "causal": AutoModelForCausalLM,
-    "classification": AutoModelForSequenceClassification,
+    Task.SEQ2SEQ: AutoModelForSeq2SeqLM,
+    Task.CAUSAL: AutoModelForCausalLM,
+    Task.CLASSIFICATION: AutoModelForSequenceClassification,
 }
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -40,7 +40,7 @@ class ModelSpec:
     """Mirror of `conf/model/*.yaml`; validated here so a typo fails before anything loads."""
 
     name: str
-    task: str
+    task: Task
     model_type: str
     name_or_path: str | None = None
     pretrained: bool = True
@@ -54,15 +54,14 @@ class ModelSpec:
     config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"model.task={self.task!r} is not supported; allowed: {', '.join(TASKS)}")
+        self.task = Task.parse(self.task)
         if self.dtype not in DTYPES:
             raise ValueError(f"model.dtype={self.dtype!r} is not supported; allowed: {', '.join(DTYPES)}")
         if self.tokenizer not in (None, "byte"):
             raise ValueError(f"model.tokenizer={self.tokenizer!r}; allowed: null (from name_or_path) or 'byte'")
         if self.pretrained and not self.name_or_path:
             raise ValueError("model.pretrained=true needs model.name_or_path (a hub id or a local directory)")
-        if self.task == "classification" and not self.num_labels:
+        if self.task is Task.CLASSIFICATION and not self.num_labels:
             raise ValueError("model.num_labels must be set (>= 2) for task=classification")
 
 
@@ -78,7 +77,7 @@ def build_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
             log.warning("tokenizer of %s unreachable (%s); using the byte tokenizer", spec.name_or_path, err)
             tokenizer = byte_tokenizer()
     # Decoder-only generation continues the prompt, so prompts are padded on the left.
-    tokenizer.padding_side = "left" if spec.task == "causal" else "right"
+    tokenizer.padding_side = "left" if spec.task is Task.CAUSAL else "right"
     return tokenizer
 
 
@@ -86,7 +85,7 @@ def build_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **load_kwar
     """`load_kwargs` (e.g. a `quantization_config`) go to `from_pretrained` only."""
     auto = AUTO_CLASSES[spec.task]
     dtype = DTYPES[spec.dtype]
-    extra = {"num_labels": spec.num_labels} if spec.task == "classification" else {}
+    extra = {"num_labels": spec.num_labels} if spec.task is Task.CLASSIFICATION else {}
     if spec.pretrained:
         kwargs = {"gguf_file": spec.gguf_file} if spec.gguf_file else {}
         try:

@@ -8,23 +8,22 @@ prompt changes the score by itself (`after - untrained` is then what training di
 Causal LMs score each passage as a continuation (its first token has no context and is not scored);
 seq2seq models score it as the decoder's target given an empty source. Passages are right-padded, so
 padding never sits before a scored token, and every method (soft prompts included) scores the same
-tokens. Enabled by the `forgetting:` block of conf/train.yaml; train.py calls `before_fit` / `after_fit`.
+tokens. Enabled by `callbacks=forgetting` (conf/callbacks/forgetting.yaml).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from research.data.sources import read_jsonl, read_labelled_lines
-from research.methods.base import FineTuneModule, positive
+from research.methods.base import Method, positive
+from research.tasks import Task
 
 FORMATS = ("text", "jsonl", "sst2")  # one passage per line | a string field per JSON line | "<label> <sentence>"
 
@@ -32,12 +31,12 @@ FORMATS = ("text", "jsonl", "sst2")  # one passage per line | a string field per
 def load_texts(path: str | None, format: str = "text", field: str = "text", limit: int | None = None) -> list[str]:
     """The first `limit` non-empty passages of a local file (read with the data sources' own checks)."""
     if format not in FORMATS:
-        raise ValueError(f"forgetting.format={format!r}; allowed: {', '.join(FORMATS)}")
+        raise ValueError(f"callbacks.forgetting.format={format!r}; allowed: {', '.join(FORMATS)}")
     if not path:
-        raise ValueError("forgetting.path is not set: name a local file of held-out general text")
+        raise ValueError("callbacks.forgetting.path is not set: name a local file of held-out general text")
     file = Path(path).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"forgetting.path={path!r} is not a file")
+        raise FileNotFoundError(f"callbacks.forgetting.path={path!r} is not a file")
     if format == "text":
         texts = file.read_text(encoding="utf-8").splitlines()
     elif format == "sst2":
@@ -45,7 +44,7 @@ def load_texts(path: str | None, format: str = "text", field: str = "text", limi
     else:
         rows = list(read_jsonl(file))
         if any(not isinstance(row.get(field), str) for row in rows):
-            raise ValueError(f"forgetting.field={field!r}: not a string field of every line of {file}")
+            raise ValueError(f"callbacks.forgetting.field={field!r}: not a string field of every line of {file}")
         texts = [row[field] for row in rows]
     texts = [t.strip() for t in texts if t.strip()]
     return texts[:limit] if limit else texts
@@ -56,13 +55,11 @@ def mean_nll(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     texts: list[str],
-    task: str,
+    task: Task,
     batch_size: int = 16,
     max_length: int = 128,
 ) -> tuple[float, int]:
     """(mean token NLL over all scored tokens of `texts`, number of scored tokens), in eval mode."""
-    if task not in ("causal", "seq2seq"):
-        raise ValueError(f"forgetting scores language-model loss; model.task={task!r} has none (causal, seq2seq)")
     was_training, device = model.training, next(model.parameters()).device
     model.eval()
     total, count = 0.0, 0
@@ -76,7 +73,7 @@ def mean_nll(
             return_tensors="pt",
         ).to(device)
         labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
-        if task == "causal":
+        if task is Task.CAUSAL:
             labels[:, 0] = -100  # no context: never predicted, also not from a soft prompt's last token
             inputs = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
             scored = int((labels[:, 1:] != -100).sum())
@@ -89,61 +86,48 @@ def mean_nll(
         count += scored
     model.train(was_training)
     if count == 0:
-        raise ValueError("forgetting: no token to score (passages of one token, or forgetting.limit too small)")
+        raise ValueError("callbacks.forgetting: no token to score (one-token passages, or a limit too small)")
     return total / count, count
 
 
-@dataclass
-class Probe:
-    """The held-out passages and the base model's score on them, kept from before `fit` to after."""
+class ForgettingProbe(pl.Callback):
+    """Scores the held-out passages on the base (adapters off, no soft prompt) and on the untrained
+    method when fit starts, and on the fine-tuned model when it ends."""
 
-    texts: list[str]
-    batch_size: int
-    max_length: int
-    before: float = math.nan
-    untrained: float = math.nan
-    tokens: int = 0
+    def __init__(
+        self,
+        path: str | None,
+        format: str = "text",
+        field: str = "text",
+        limit: int | None = 100,
+        max_length: int = 128,
+        batch_size: int = 16,
+    ) -> None:
+        positive("callbacks.forgetting.batch_size", batch_size)
+        positive("callbacks.forgetting.max_length", max_length)
+        self.texts = load_texts(path, format, field, limit)  # a missing file fails before any model loads
+        self.max_length, self.batch_size = max_length, batch_size
+        self.metrics: dict[str, float] = {}
 
-    def score(self, model: nn.Module, module: FineTuneModule) -> tuple[float, int]:
-        return mean_nll(model, module.tokenizer, self.texts, module.task, self.batch_size, self.max_length)
+    def preflight(self, task: Task, method: Method) -> None:
+        if not task.generates:
+            raise ValueError(f"callbacks.forgetting scores language-model loss; model.task={task.value} has none")
 
+    def score(self, model: nn.Module, pl_module: pl.LightningModule) -> tuple[float, int]:
+        return mean_nll(model, pl_module.tokenizer, self.texts, pl_module.task, self.batch_size, self.max_length)
 
-def before_fit(settings: Mapping[str, Any] | None, module: FineTuneModule) -> Probe | None:
-    """Score the base model (adapters off, no soft prompt) and the untrained strategy; None unless
-    `forgetting.enabled`."""
-    if not settings or not settings.get("enabled"):
-        return None
-    probe = Probe(
-        load_texts(
-            settings.get("path"), settings.get("format", "text"), settings.get("field", "text"), settings.get("limit")
-        ),
-        settings.get("batch_size", 16),
-        settings.get("max_length", 128),
-    )
-    positive("forgetting.batch_size", probe.batch_size)
-    positive("forgetting.max_length", probe.max_length)
-    with module.base_model() as base:
-        probe.before, probe.tokens = probe.score(base, module)
-    probe.untrained, _ = probe.score(module.model, module)
-    return probe
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        with pl_module.method.base_model(pl_module.model) as base:
+            before, tokens = self.score(base, pl_module)
+        untrained, _ = self.score(pl_module.model, pl_module)
+        self.metrics = {"forgetting/before": before, "forgetting/untrained": untrained}
+        self.metrics |= {"forgetting/tokens": tokens, "forgetting/passages": len(self.texts)}
 
-
-def after_fit(probe: Probe | None, module: FineTuneModule, loggers: list) -> None:
-    """Score the fine-tuned model; `forgetting/*` into `module.results` (hence run.json) and the loggers."""
-    if probe is None:
-        return
-    after, _ = probe.score(module.model, module)
-    results = {
-        "forgetting/before": probe.before,
-        "forgetting/untrained": probe.untrained,
-        "forgetting/after": after,
-        "forgetting/delta": after - probe.before,
-        "forgetting/ppl_before": math.exp(probe.before),
-        "forgetting/ppl_after": math.exp(after),
-        "forgetting/tokens": probe.tokens,
-        "forgetting/passages": len(probe.texts),
-    }
-    module.results.update(results)
-    for lg in loggers:
-        lg.log_metrics(results)
-        lg.save()  # `fit` has already finalized the loggers: flush now (the CSV logger buffers)
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        after, _ = self.score(pl_module.model, pl_module)
+        before = self.metrics["forgetting/before"]
+        self.metrics |= {"forgetting/after": after, "forgetting/delta": after - before}
+        self.metrics |= {"forgetting/ppl_before": math.exp(before), "forgetting/ppl_after": math.exp(after)}
+        for lg in trainer.loggers:
+            lg.log_metrics(self.metrics)
+            lg.save()  # `fit` has already finalized the loggers: flush now (the CSV logger buffers)

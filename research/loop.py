@@ -1,0 +1,170 @@
+"""The one training and evaluation loop, for every method: a LightningModule that *composes* a model
+and the method that injected it. Steps, optimizer and schedule from config, generation-based
+evaluation, metrics. What differs between methods lives in the method object (research/methods/).
+
+`trainer.test` scores the split under a stage name (`test`, or `zero_shot` through `scoring(...)`,
+which also switches to the untouched base) and returns the stage's metrics."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from research.methods.base import Method
+from research.metrics import classification_metrics, generation_metrics
+from research.tasks import Task
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
+
+
+class FineTuneModule(pl.LightningModule):
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        method: Method,
+        tokenizer: PreTrainedTokenizerBase,
+        task: Task,
+        optimizer: functools.partial,
+        scheduler: functools.partial,
+        generation: Mapping[str, Any],
+    ) -> None:
+        super().__init__()
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError(f"method {method.name!r} left no parameter trainable")
+        self.model, self.method, self.tokenizer, self.task = model, method, tokenizer, task
+        self.make_optimizer, self.make_scheduler, self.generation = optimizer, scheduler, dict(generation)
+        self.stage, self._use_base = "test", False
+        self.last_eval: dict[str, list] = {}  # the latest evaluation's rows: the examples callback reads them
+        self.tokens_seen = 0  # non-padding input tokens trained on, for tokens/s
+        self._eval: dict[str, list] = {}
+        self._steps_done = 0
+        self.strict_loading = False  # checkpoints hold only the trainable tensors
+
+    @contextmanager
+    def scoring(self, stage: str, base: bool = False) -> Iterator[None]:
+        """`trainer.test` inside this block logs `<stage>/*`; `base=True` scores the untouched base."""
+        previous = self.stage, self._use_base
+        self.stage, self._use_base = stage, base
+        try:
+            yield
+        finally:
+            self.stage, self._use_base = previous
+
+    # --- training ---------------------------------------------------------------------------
+    def forward(self, batch: Mapping[str, Any], model: nn.Module | None = None) -> Any:
+        return (model or self.model)(**{k: batch[k] for k in MODEL_INPUTS})
+
+    def on_train_start(self) -> None:
+        self.model.train()  # models come from transformers in eval mode (dropout off)
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self(batch).loss
+        self.tokens_seen += int(batch["attention_mask"].sum())
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """After an optimizer step (not after each accumulated micro-batch), while gradients still exist."""
+        if self.trainer.global_step != self._steps_done:
+            self._steps_done = self.trainer.global_step
+            self.method.on_optimizer_step(self.model, self._steps_done)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = self.make_optimizer(params, lr=self.method.lr)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = self.make_scheduler.keywords.get("warmup_steps")
+        if warmup is not None and warmup >= total:
+            raise ValueError(f"scheduler.warmup_steps={warmup} is not shorter than the run ({total} optimizer steps)")
+        scheduler = self.make_scheduler(optimizer, total_steps=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+
+    # --- evaluation -------------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._eval = {"inputs": [], "predictions": [], "references": [], "losses": [], "sizes": []}
+        self._eval_started = time.perf_counter()
+
+    def on_test_epoch_start(self) -> None:
+        self.on_validation_epoch_start()
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._evaluate_batch(batch, self.model)
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        if self._use_base:
+            with self.method.base_model(self.model) as base:
+                self._evaluate_batch(batch, base)
+        else:
+            self._evaluate_batch(batch, self.model)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics(self.stage, eval_s=time.perf_counter() - self._eval_started)
+
+    def _evaluate_batch(self, batch: Mapping[str, Any], model: nn.Module) -> None:
+        out = self(batch, model)
+        n = batch["input_ids"].shape[0]
+        self._eval["losses"].append(out.loss.detach().float() * n)
+        self._eval["sizes"].append(n)
+        if self.task.generates:
+            prompts = batch["prompt_ids"] if self.task is Task.CAUSAL else batch["input_ids"]
+            self._eval["inputs"] += self.tokenizer.batch_decode(prompts, skip_special_tokens=True)
+            self._eval["predictions"] += self.generate(batch, model)
+            self._eval["references"] += batch["references"]
+        else:
+            self._eval["inputs"] += self.tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True)
+            self._eval["predictions"] += out.logits.argmax(-1).tolist()
+            self._eval["references"] += batch["labels"].tolist()
+
+    def _gathered(self) -> dict[str, list]:
+        """This stage's rows from every process: under DDP each rank saw only its share of the split
+        (DistributedSampler; when the split size is not a multiple of the number of processes it
+        repeats a few examples to even the shares)."""
+        ev = {**self._eval, "losses": [float(x) for x in self._eval.get("losses", [])]}
+        if self.trainer.world_size == 1:
+            return ev
+        parts: list[dict[str, list]] = [{}] * self.trainer.world_size
+        torch.distributed.all_gather_object(parts, ev)
+        return {k: [v for p in parts for v in p[k]] for k in ev}
+
+    def _log_metrics(self, stage: str, **extra: float) -> None:
+        ev = self._gathered()
+        if not ev.get("sizes"):
+            return
+        metrics = {"loss": sum(ev["losses"]) / sum(ev["sizes"])}
+        if self.task.generates:
+            metrics.update(generation_metrics(ev["predictions"], ev["references"]))
+        else:
+            metrics.update(classification_metrics(ev["predictions"], ev["references"]))
+        self.last_eval = {"stage": [stage], **{k: ev[k] for k in ("inputs", "predictions", "references")}}
+        metrics = {f"{stage}/{k}": v for k, v in (metrics | extra).items()}
+        self.log_dict(metrics, prog_bar=stage == "val", sync_dist=True)  # equal on every rank (gathered)
+
+    @torch.no_grad()
+    def generate(self, batch: Mapping[str, Any], model: nn.Module | None = None) -> list[str]:
+        """Batched greedy (by default) generation; decoder-only prompts are left-padded."""
+        model = model or self.model
+        kwargs = {"pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": self.tokenizer.eos_token_id}
+        kwargs.update(self.generation)
+        if self.task is Task.CAUSAL:
+            prompt = batch["prompt_ids"]
+            out = model.generate(input_ids=prompt, attention_mask=batch["prompt_mask"], **kwargs)
+            out = out[:, prompt.shape[1] :]
+        else:
+            out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
+        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
