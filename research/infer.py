@@ -1,26 +1,44 @@
-"""Serve several adapters on one base:  python -m research.infer model=tiny_llama \
-    --adapter a=outputs/run1/weights --adapter b=outputs/run2/weights --prompt a:"text" --prompt b:"text"
+"""Answer prompts with a trained run, set up exactly as it was trained:
+    peftlab infer run_dir=outputs/.../<run> prompt="#Person1#: Hi ..." [prompt=...] [key=value ...]
 
-The base loads once; each adapter is added by name (`load_adapter`); one mixed batch is answered with
-peft's per-row `adapter_names` (LoRA), so rows for different tasks share a forward pass."""
+The run's record gives the base (and its seed), the method that loads the weights, the instruction template
+and the chat template; `key=value` overrides the run's config (model.name_or_path=... when the base moved,
+generation.max_new_tokens=...). `serve` puts several peft adapters on one base for mixed batches."""
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from hydra.utils import instantiate
 from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from research.models import ModelSpec, build_model, build_tokenizer
+from research.data.collate import cut_middle, pad
+from research.loop import generate
+from research.runs import LoadedRun, load_run
+from research.tasks import Task
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+
+def answer(run: LoadedRun, texts: list[str]) -> list[str]:
+    """The run's own prompt format (template, chat template, truncation) and generation settings."""
+    data = instantiate(run.cfg.data, tokenizer=run.tokenizer, task=run.spec.task, chat_template=run.spec.chat_template)
+    prompts = [data.prompt(text, train=False, index=i) for i, text in enumerate(texts)]
+    limit = run.cfg.data.max_source_length
+    if run.spec.task is Task.CAUSAL:
+        ids = [cut_middle(run.tokenizer(p, add_special_tokens=False)["input_ids"], limit) for p in prompts]
+        prompt_ids, prompt_mask = pad(ids, run.tokenizer.pad_token_id, left=True)
+        batch = {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask}
+    else:
+        ids = [run.tokenizer(p, truncation=True, max_length=limit)["input_ids"] for p in prompts]
+        input_ids, attention_mask = pad(ids, run.tokenizer.pad_token_id)
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+    return generate(run.model, run.tokenizer, run.spec.task, batch, dict(run.cfg.generation))
 
 
 def serve(base: PreTrainedModel, adapters: dict[str, Path]) -> PeftModel:
-    """One base, every adapter loaded under its name, frozen, eval mode."""
+    """One base, several peft adapters loaded under their names, frozen, eval mode."""
     (first, path), *rest = adapters.items()
     model = PeftModel.from_pretrained(base, str(path), adapter_name=first, is_trainable=False)
     for name, path in rest:
@@ -29,43 +47,34 @@ def serve(base: PreTrainedModel, adapters: dict[str, Path]) -> PeftModel:
 
 
 @torch.no_grad()
-def generate(
+def generate_mixed(
     model: PeftModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], names: list[str], **kwargs
 ) -> list[str]:
-    """Greedy answers for a mixed batch: row i uses adapter names[i]."""
+    """Greedy answers of a decoder-only model for a mixed batch: row i uses adapter names[i] (peft's
+    per-row `adapter_names`), so rows for different tasks share a forward pass."""
     enc = tokenizer(prompts, return_tensors="pt", padding=True)
     out = model.generate(**enc, adapter_names=names, pad_token_id=tokenizer.pad_token_id, **kwargs)
     return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def adapter_bytes(model: PeftModel, name: str) -> int:
-    """Parameter bytes of one named adapter (its LoRA factors)."""
+    """Parameter bytes of one named adapter."""
     return sum(p.numel() * p.element_size() for n, p in model.named_parameters() if f".{name}." in n)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="model=<conf/model name>")
-    parser.add_argument("--adapter", action="append", required=True, help="name=weights_dir")
-    parser.add_argument("--prompt", action="append", required=True, help="adapter_name:text")
-    parser.add_argument("--seed", type=int, default=0, help="for pretrained=false models: the run's seed")
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    args = parser.parse_args()
-    spec = ModelSpec(**OmegaConf.to_container(OmegaConf.load(CONF / f"{args.model.split('=')[-1]}.yaml")))
-    tokenizer = build_tokenizer(spec)
-    torch.manual_seed(args.seed)
-    model = serve(build_model(spec, tokenizer), dict(_pair(a, "=") for a in args.adapter))
-    names, prompts = zip(*(_pair(p, ":") for p in args.prompt), strict=True)
-    answers = generate(model, tokenizer, list(prompts), list(names), max_new_tokens=args.max_new_tokens)
-    for name, prompt, answer in zip(names, prompts, answers, strict=True):
-        print(f"[{name}] {prompt!r} -> {answer!r}")
-
-
-def _pair(text: str, sep: str) -> tuple[str, str]:
-    key, _, value = text.partition(sep)
-    if not key or not value:
-        raise SystemExit(f"expected 'name{sep}value', got {text!r}")
-    return key, value
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    run_dirs = [a.split("=", 1)[1] for a in argv if a.startswith("run_dir=")]
+    texts = [a.split("=", 1)[1] for a in argv if a.startswith("prompt=")]
+    overrides = [a for a in argv if not a.startswith(("run_dir=", "prompt="))]
+    if len(run_dirs) != 1 or not texts or any("=" not in a for a in overrides):
+        raise SystemExit('usage: peftlab infer run_dir=<run folder> prompt="..." [prompt="..."] [key=value ...]')
+    try:
+        run = load_run(Path(run_dirs[0]), overrides)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"infer: {err}") from None
+    for text, reply in zip(texts, answer(run, texts), strict=True):
+        print(f"{text!r} -> {reply!r}")
 
 
 if __name__ == "__main__":

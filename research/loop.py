@@ -38,8 +38,6 @@ class FineTuneModule(pl.LightningModule):
         generation: Mapping[str, Any],
     ) -> None:
         super().__init__()
-        if not any(p.requires_grad for p in model.parameters()):
-            raise ValueError(f"method {method.name!r} left no parameter trainable")
         self.model, self.method, self.tokenizer, self.task = model, method, tokenizer, task
         self.make_optimizer, self.make_scheduler, self.generation = optimizer, scheduler, dict(generation)
         self.stage, self._use_base = "test", False
@@ -155,16 +153,25 @@ class FineTuneModule(pl.LightningModule):
         metrics = {f"{stage}/{k}": v for k, v in (metrics | extra).items()}
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=True)  # equal on every rank (gathered)
 
-    @torch.no_grad()
     def generate(self, batch: Mapping[str, Any], model: nn.Module | None = None) -> list[str]:
-        """Batched greedy (by default) generation; decoder-only prompts are left-padded."""
-        model = model or self.model
-        kwargs = {"pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": self.tokenizer.eos_token_id}
-        kwargs.update(self.generation)
-        if self.task is Task.CAUSAL:
-            prompt = batch["prompt_ids"]
-            out = model.generate(input_ids=prompt, attention_mask=batch["prompt_mask"], **kwargs)
-            out = out[:, prompt.shape[1] :]
-        else:
-            out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
-        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+        return generate(model or self.model, self.tokenizer, self.task, batch, self.generation)
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    task: Task,
+    batch: Mapping[str, Any],
+    generation: Mapping[str, Any],
+) -> list[str]:
+    """Batched greedy (by default) generation. A decoder-only model continues its left-padded prompt
+    (`prompt_ids`), so the prompt is cut off its output; an encoder-decoder's output is the answer alone."""
+    kwargs = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id, **generation}
+    if task is Task.CAUSAL:
+        prompt = batch["prompt_ids"]
+        out = model.generate(input_ids=prompt, attention_mask=batch["prompt_mask"], **kwargs)
+        out = out[:, prompt.shape[1] :]
+    else:
+        out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
+    return [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]

@@ -29,7 +29,8 @@ from research.checks import check_precision, check_resume, check_strategy, check
 from research.data import DataModule
 from research.loop import FineTuneModule
 from research.methods.base import Context, Method, count_parameters
-from research.models import ModelSpec, build_model, build_tokenizer
+from research.models import ModelSpec, build_tokenizer
+from research.models.loading import build_base
 from research.optim import check_optimizer, check_scheduler
 from research.sweeps import SweepsSearchPath  # noqa: F401  registering it puts sweeps/ on the config path
 from research.tracking import RunRecord, memory, relaunch
@@ -116,10 +117,10 @@ def build(
     datamodule = _instantiate(cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template)
     datamodule.setup()
     ctx = Context(spec.task, tokenizer, total_steps=planned_steps(cfg, datamodule))
-    # transformers refuses a quantization_config next to a GGUF file: such a base loads de-quantized and
-    # the method quantizes it itself.
-    base = build_model(spec, tokenizer, **({} if spec.gguf_file else method.load_kwargs()))
+    base = build_base(spec, tokenizer, method, seed=cfg.seed)
     model = method.load(base, weights, ctx) if weights else method.inject(base, ctx)
+    if not weights and not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"method {method.name!r} left no parameter trainable")
     module = FineTuneModule(
         model=model,
         method=method,

@@ -19,7 +19,7 @@ class ExamplePredictions(pl.Callback):
         self.num_examples = num_examples
         self.rows: list[dict[str, Any]] = []
 
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         ev = pl_module.last_eval
         if not ev or not trainer.is_global_zero:
             return

@@ -31,7 +31,7 @@ def encode(
         labels = tokenizer(text_target=example["target"], truncation=True, max_length=max_target_length)["input_ids"]
         return {"input_ids": ids, "labels": labels, "truncated": len(ids) >= max_source_length}
     full = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    prompt_ids = _cut_middle(full, max_source_length)
+    prompt_ids = cut_middle(full, max_source_length)
     # A space joins a plain prompt to its target; a chat prompt already ends the turn with a newline.
     sep = "" if prompt[-1:].isspace() else " "
     target_ids = tokenizer(sep + example["target"], add_special_tokens=False)["input_ids"][: max_target_length - 1]
@@ -44,7 +44,7 @@ def encode(
     }
 
 
-def _cut_middle(ids: list[int], limit: int) -> list[int]:
+def cut_middle(ids: list[int], limit: int) -> list[int]:
     """A too-long causal prompt loses its middle: the instruction at its start and the turn that
     generation continues at its end (e.g. `Summary:` or the chat template's assistant header) stay."""
     if len(ids) <= limit:

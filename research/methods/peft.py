@@ -172,7 +172,7 @@ class PeftMethod(Method):
         config = model.peft_config[model.active_adapter]
         keep = ("peft_type", "target_modules", "modules_to_save", "rank_pattern", "num_virtual_tokens")
         out = {k: v for k, v in dataclasses.asdict(config).items() if k in keep and v not in (None, {}, [])}
-        return {k: sorted(v) if isinstance(v, set) else str(v) if k == "peft_type" else v for k, v in out.items()}
+        return {k: sorted(v) if isinstance(v, set) else getattr(v, "value", v) for k, v in out.items()}
 
 
 def _plain(partial: Any) -> Any:

@@ -105,6 +105,15 @@ def build_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **load_kwar
     return model
 
 
+def build_base(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, method: Any, seed: int) -> PreTrainedModel:
+    """The run's base model: seeded here, so a base built from a config (random weights) is a function of
+    (seed, model config) alone, and every command that rebuilds a run's base gets the same weights.
+    transformers refuses a quantization_config next to a GGUF file: such a base loads de-quantized and
+    the method quantizes it itself."""
+    torch.manual_seed(seed)
+    return build_model(spec, tokenizer, **({} if spec.gguf_file else method.load_kwargs()))
+
+
 def apply_fast_path(model: PreTrainedModel, *, gradient_checkpointing: bool, compile: bool) -> None:
     """Gradient checkpointing recomputes each block's activations in the backward pass (less memory,
     ~1/3 more compute). It is non-reentrant: a reentrant checkpoint returns no gradient when none of its

@@ -1,0 +1,58 @@
+"""A finished run, rebuilt from its record: the config it was trained under (plus any overrides), its
+base model built exactly as the run built it, and its weights loaded by the method that wrote them
+(named in run.json). `evaluate`, `infer` and `merge` all start here; nothing guesses a method from
+the files on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from research.methods.base import Context, Method
+from research.models import ModelSpec, build_tokenizer
+from research.models.loading import build_base
+from research.tracking import read_record
+
+WEIGHTS = "weights"
+
+
+@dataclass
+class LoadedRun:
+    cfg: DictConfig
+    spec: ModelSpec
+    method: Method
+    tokenizer: PreTrainedTokenizerBase
+    model: nn.Module
+
+
+def run_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """The run's own composed config, with `key=value` overrides (e.g. model.name_or_path=... when the
+    base moved, generation.max_new_tokens=...)."""
+    record = read_record(run_dir)
+    if record is None:
+        raise FileNotFoundError(f"run_dir={str(run_dir)!r} holds no run.json: is it a training run's folder?")
+    if record.get("status") != "completed" or not (run_dir / WEIGHTS).is_dir():
+        raise ValueError(f"run_dir={str(run_dir)!r} is {record.get('status')!r} and has no {WEIGHTS}/ to load")
+    cfg = OmegaConf.create(record["config"])
+    try:
+        cfg.merge_with_dotlist(list(overrides))
+    except Exception as err:  # omegaconf's grammar errors name the override only
+        raise ValueError(f"override {list(overrides)}: {err}") from None
+    return cfg
+
+
+def load_run(run_dir: Path, overrides: Sequence[str] = ()) -> LoadedRun:
+    from hydra.utils import instantiate
+
+    cfg = run_config(run_dir, overrides)
+    spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
+    method: Method = instantiate(cfg.method)
+    tokenizer = build_tokenizer(spec)
+    base = build_base(spec, tokenizer, method, seed=cfg.seed)
+    model = method.load(base, run_dir / WEIGHTS, Context(spec.task, tokenizer))
+    return LoadedRun(cfg, spec, method, tokenizer, model)
