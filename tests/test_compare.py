@@ -51,8 +51,8 @@ def sweep(tmp_path: Path) -> Path:
     """Three seeds of LoRA r=8, one of r=16, a failed and a killed (still `running`) run."""
     for seed, rouge in ((1, 0.2), (2, 0.4), (3, 0.6)):
         write_run(tmp_path, f"r8_s{seed}", f"seed={seed}", metrics={"test/rouge1": rouge, "test/loss": 1.0})
-    write_run(tmp_path, "r16", "method.rank=16", "seed=1", metrics={"test/rouge1": 0.5}, trainable=2_000)
-    write_run(tmp_path, "bad", "method.rank=-1", status="failed")
+    write_run(tmp_path, "r16", "method.peft_config.r=16", "seed=1", metrics={"test/rouge1": 0.5}, trainable=2_000)
+    write_run(tmp_path, "bad", "method.peft_config.r=-1", status="failed")
     write_run(tmp_path, "killed", "method=ia3", status="running")
     return tmp_path
 
@@ -125,7 +125,7 @@ def test_cli_writes_three_self_contained_files(sweep: Path, tmp_path: Path):
 
 def test_model_size_plot_needs_several_models_of_a_method_not_several_ranks(tmp_path: Path):
     write_run(tmp_path, "r8")
-    write_run(tmp_path, "r16", "method.rank=16", trainable=2_000)
+    write_run(tmp_path, "r16", "method.peft_config.r=16", trainable=2_000)
     assert "Metric vs model size" not in compare.build_report(compare.load_records([tmp_path])).plots
     write_run(tmp_path, "wide", "model.config.d_model=256")
     assert "Metric vs model size" in compare.build_report(compare.load_records([tmp_path])).plots

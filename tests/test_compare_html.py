@@ -28,11 +28,11 @@ def report_page(tmp_path: Path) -> Path:
     for rank, rouge in ((4, 0.30), (8, 0.36), (16, 0.38)):
         for seed in (1, 2):
             metrics = {"test/rouge1": rouge + 0.01 * seed, "zero_shot/rouge1": 0.1, "test/loss": 2 - rouge}
-            overrides = (f"method.rank={rank}", f"seed={seed}")
+            overrides = (f"method.peft_config.r={rank}", f"seed={seed}")
             write_run(runs, f"lora_r{rank}_s{seed}", *overrides, metrics=metrics, trainable=rank * 3_072)
     for rank, rouge in ((4, 0.40), (8, 0.45)):
         metrics = {"test/rouge1": rouge, "test/loss": 2 - rouge}
-        wide = ("model.config.d_model=256", f"method.rank={rank}")
+        wide = ("model.config.d_model=256", f"method.peft_config.r={rank}")
         write_run(runs, f"wide_r{rank}", *wide, metrics=metrics, trainable=rank * 6_144, total=3_300_000)
     write_run(runs, "prompt", "method=prompt_tuning", metrics={"test/rouge1": 0.2}, trainable=2_560)
     write_run(runs, "full", "method=full", metrics={"test/rouge1": 0.41}, trainable=850_000, total=850_000)

@@ -47,14 +47,14 @@ def test_overridable_keys_need_no_plus():
     """Every key a user may override is declared, so plain `key=value` works."""
     cfg = compose_cfg(
         "method=lora",
-        "method.rank=16",
-        "method.target_modules=[q,k,v]",
+        "method.peft_config.r=16",
+        "method.peft_config.target_modules=[q,k,v]",
         "model.dtype=bfloat16",
         "data.train_limit=10",
         "data.path=/tmp/x",
         "model.gguf_file=x.gguf",
         "trainer.max_steps=3",
-        "optimizer.warmup_steps=2",
+        "scheduler.warmup_steps=2",
         "generation.max_new_tokens=4",
         "ckpt_path=/tmp/last.ckpt",
     )

@@ -8,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from research.methods.base import count_parameters
+from research.methods.base import Context, count_parameters
 from research.models import ModelSpec, build_model
 from research.models.tokenizers import byte_tokenizer
 from tests.conftest import compose_cfg
@@ -23,26 +23,19 @@ def build_flan_t5_base(method: str, *overrides: str):
     with torch.device("meta"):
         backbone = build_model(spec, tokenizer)
         assert count_parameters(backbone)["total"] == FLAN_T5_BASE_PARAMS
-        module = instantiate(
-            cfg.method,
-            backbone=backbone,
-            tokenizer=tokenizer,
-            task=spec.task,
-            optimizer=cfg.optimizer,
-            generation=cfg.generation,
-        )
-    return count_parameters(module.model)
+        model = instantiate(cfg.method).inject(backbone, Context(spec.task, tokenizer))
+    return count_parameters(model)
 
 
 def test_flan_t5_base_lora_r32_counts():
-    counts = build_flan_t5_base("lora", "method.rank=32", "method.alpha=32")
+    counts = build_flan_t5_base("lora", "method.peft_config.r=32", "method.peft_config.lora_alpha=32")
     assert counts["trainable"] == 3_538_944
     assert counts["total"] == 251_116_800
     assert round(counts["trainable_pct"], 2) == 1.41
 
 
 def test_flan_t5_base_prompt_tuning_counts():
-    counts = build_flan_t5_base("prompt_tuning", "method.num_virtual_tokens=20", "method.init=random")
+    counts = build_flan_t5_base("prompt_tuning", "method.peft_config.num_virtual_tokens=20", "method.init_text=null")
     assert counts["trainable"] == 30_720  # 20 tokens x 768 x 2 (peft gives encoder and decoder a prompt each)
 
 

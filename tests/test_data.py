@@ -179,5 +179,6 @@ def test_every_experiment_composes_and_names_existing_local_files(experiment: st
 def test_flan_t5_lab_experiment_is_the_reference_lora():
     cfg = compose_cfg("experiment=dialogsum_flan_t5_base_lab")
     assert (cfg.model.name, cfg.data.name, cfg.method.name) == ("flan_t5_base", "dialogsum", "lora")
-    assert (cfg.method.rank, cfg.method.alpha, list(cfg.method.target_modules)) == (32, 32, ["q", "v"])
-    assert (cfg.method.dropout, cfg.method.lr) == (0.05, 1e-3)
+    lora = cfg.method.peft_config
+    assert (lora.r, lora.lora_alpha, list(lora.target_modules)) == (32, 32, ["q", "v"])
+    assert (lora.lora_dropout, cfg.method.lr) == (0.05, 1e-3)

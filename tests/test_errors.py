@@ -38,22 +38,21 @@ def test_unknown_group_choice_lists_the_available_ones(override: str, listed: li
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (["method=lora", "method.rank=0"], r"method\.rank=0 must be > 0"),
-        (["method=lora", "method.alpha=-1"], r"method\.alpha=-1 must be > 0"),
-        (["method=lora", "method.dropout=1.5"], r"method\.dropout=1\.5 must be in \[0, 1\)"),
-        (["method=prompt_tuning", "method.num_virtual_tokens=0"], r"method\.num_virtual_tokens=0 must be > 0"),
-        (
-            ["method=prompt_tuning", "method.init=zeros"],
-            r"method\.init='zeros' is unknown; allowed: random, vocab, text",
-        ),
+        (["method=lora", "method.peft_config.r=0"], r"method\.peft_config\.r=0 must be a finite number > 0"),
+        (["method=lora", "method.peft_config.lora_alpha=-1"], r"method\.peft_config\.lora_alpha=-1 must be"),
+        (["method=lora", "method.peft_config.lora_dropout=1.5"], r"peft_config\.lora_dropout=1\.5 must be in \[0, 1\)"),
+        (["method=lora", "method.peft_config.target_modules=[]"], r"target_modules=\[\] adapts nothing"),
+        (["method=lora", "+method.peft_config.no_such_field=1"], r"method\.peft_config \(LoraConfig\): .*no_such_field"),
+        (["method=prompt_tuning", "method.peft_config.num_virtual_tokens=0"], r"num_virtual_tokens=0 must be"),
+        (["method=lora", "+method.init_text=hello"], r"method\.init_text initialises a soft prompt"),
         (
             ["method=adapter", "method.variant=lightweight"],
             r"method\.variant='lightweight' is unknown; allowed: houlsby",
         ),
-        (["method=adapter", "method.bottleneck_size=0"], r"method\.bottleneck_size=0 must be > 0"),
+        (["method=adapter", "method.bottleneck_size=0"], r"method\.bottleneck_size=0 must be a finite number > 0"),
         (["method=selective", "method.mode=random"], r"method\.mode='random' is unknown; allowed: bitfit, layers"),
         (["method=selective", "method.mode=pattern", "method.pattern=nothing_like_this"], r"matches no parameter"),
-        (["method=full", "method.lr=0"], r"method\.lr=0 must be > 0"),
+        (["method=full", "method.lr=0"], r"method\.lr=0 must be a finite number > 0"),
         (["model.task=regression"], r"model\.task='regression' is not supported; allowed: seq2seq, causal"),
         (["model.pretrained=true"], r"model\.pretrained=true needs model\.name_or_path"),
         (["data.template=poem"], r"data\.template='poem' is unknown; allowed: null, summarize"),
@@ -65,8 +64,12 @@ def test_unknown_group_choice_lists_the_available_ones(override: str, listed: li
             r"inputs longer than data\.max_source_length=16 tokens were cut \(.*train: \d+ of \d+\); "
             r"raise data\.max_source_length or set data\.truncation=warn",
         ),
-        (["optimizer.name=sgd"], r"optimizer\.name='sgd'; allowed: adamw, adamw8bit, paged_adamw8bit"),
-        (["optimizer.scheduler=cosine"], r"optimizer\.scheduler='cosine'; allowed: linear, constant"),
+        (["optimizer._target_=torch.nn.Linear"], r"optimizer\._target_=Linear is not a torch\.optim\.Optimizer"),
+        (["optimizer.weight_decay=-1"], r"optimizer\.weight_decay=-1 must be >= 0"),
+        (["optimizer.betas=[0.9,1.5]"], r"optimizer\.betas=\[0\.9, 1\.5\] must each be in \[0, 1\)"),
+        (["+optimizer.lr=0.1"], r"optimizer\.lr: the learning rate is method\.lr"),
+        (["scheduler.name=wobbly"], r"scheduler\.name='wobbly'; allowed \(transformers\.get_scheduler\): linear, cosine"),
+        (["scheduler.warmup_ratio=1.5"], r"scheduler\.warmup_ratio=1\.5 must be in \[0, 1\)"),
     ],
 )
 def test_bad_value_names_field_and_allowed(overrides: list[str], expected: str):
@@ -74,8 +77,8 @@ def test_bad_value_names_field_and_allowed(overrides: list[str], expected: str):
 
 
 def test_target_module_not_in_model_lists_available_and_close_matches():
-    message = build_error("method=lora", "method.target_modules=[q_proj,v]")
-    assert "method.target_modules: ['q_proj'] not in the model" in message
+    message = build_error("method=lora", "method.peft_config.target_modules=[q_proj,v]")
+    assert "method.peft_config.target_modules: ['q_proj'] not in the model" in message
     assert "close matches {'q_proj': ['q']}" in message or "'q'" in message
     assert "available linear modules: ['k', 'lm_head', 'o', 'q', 'v', 'wi_0', 'wi_1', 'wo']" in message
 
@@ -135,6 +138,6 @@ def test_resuming_under_a_changed_config_is_refused_with_the_diff(tmp_path: Path
     assert ckpt.is_file()
     elsewhere = f"paths.output_dir={tmp_path / 'resumed'}"
     build(compose_cfg(*first, elsewhere, f"ckpt_path={ckpt}"))  # same config: accepted
-    message = build_error(*first, elsewhere, "method.rank=4", f"ckpt_path={ckpt}")
+    message = build_error(*first, elsewhere, "method.peft_config.r=4", f"ckpt_path={ckpt}")
     assert "was written under another configuration" in message
-    assert "method.rank: 8 -> 4" in message
+    assert "method.peft_config.r: 8 -> 4" in message

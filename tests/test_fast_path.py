@@ -55,8 +55,8 @@ def test_gradient_checkpointing_on_an_unsupported_model_fails_naming_the_field()
 def test_compiled_blocks_give_the_same_loss_and_train() -> None:
     """Regional torch.compile (inductor, CPU): same loss and gradients as eager within float32 noise,
     parameter names unchanged (saved weights stay loadable)."""
-    loss, grads, _ = _lora_step("model=tiny_llama", "method.dropout=0")
-    loss_c, grads_c, _ = _lora_step("model=tiny_llama", "method.dropout=0", "model.compile=true")
+    loss, grads, _ = _lora_step("model=tiny_llama", "method.peft_config.lora_dropout=0")
+    loss_c, grads_c, _ = _lora_step("model=tiny_llama", "method.peft_config.lora_dropout=0", "model.compile=true")
     torch.testing.assert_close(loss_c, loss, rtol=1e-5, atol=1e-5)
     assert grads_c.keys() == grads.keys()
     for name, grad in grads.items():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from research import forgetting
+from research.analyses import ForgettingProbe, forgetting
 from research.train import build, train
 from tests.conftest import compose_cfg, small
 from tests.test_methods import fit_on_one_batch
@@ -32,8 +32,8 @@ def general_text(tmp_path: Path) -> Path:
     return path
 
 
-def settings(path: Path, **extra) -> dict:
-    return {"enabled": True, "path": str(path), "limit": 5, "batch_size": 2, "max_length": 48, **extra}
+def probe_of(path: Path, **extra) -> ForgettingProbe:
+    return ForgettingProbe(**{"path": str(path), "limit": 5, "batch_size": 2, "max_length": 48, **extra})
 
 
 @pytest.mark.parametrize(
@@ -41,12 +41,11 @@ def settings(path: Path, **extra) -> dict:
     [("tiny_llama", "full"), ("tiny_llama", "lora"), ("tiny_llama", "prompt_tuning"), ("tiny_t5", "prompt_tuning")],
 )
 def test_fine_tuning_moves_the_held_out_nll_and_the_frozen_base_stays_put(general_text: Path, model, method):
-    module, datamodule = build(compose_cfg(*small(f"model={model}", f"method={method}", "optimizer.warmup_ratio=0")))
-    probe = forgetting.before_fit(settings(general_text), module)
-    fit_on_one_batch(module, next(iter(datamodule.train_dataloader())), steps=5)
-    forgetting.after_fit(probe, module, [])
+    module, datamodule = build(compose_cfg(*small(f"model={model}", f"method={method}", "scheduler.warmup_ratio=0")))
+    probe = probe_of(general_text)
+    fit_on_one_batch(module, next(iter(datamodule.train_dataloader())), steps=5, callbacks=[probe])
 
-    res = module.results
+    res = probe.metrics
     assert res["forgetting/passages"] == 5 and res["forgetting/tokens"] > 5 * 40  # byte tokens, first one unscored
     assert res["forgetting/delta"] != 0
     assert res["forgetting/delta"] == res["forgetting/after"] - res["forgetting/before"]
@@ -55,8 +54,8 @@ def test_fine_tuning_moves_the_held_out_nll_and_the_frozen_base_stays_put(genera
         assert res["forgetting/untrained"] != res["forgetting/before"]
     else:  # LoRA starts with B = 0: exactly the base
         assert res["forgetting/untrained"] == res["forgetting/before"]
-    with module.base_model() as base:
-        untouched, _ = probe.score(base, module)
+    with module.method.base_model(module.model) as base:
+        untouched, _ = probe.score(base, module)  # the same passages and settings
     if method == "full":
         assert untouched == res["forgetting/after"]  # full fine-tuning has no separate base to go back to
     else:
@@ -67,12 +66,11 @@ def test_train_records_forgetting_in_run_json_and_the_csv_log(tmp_path: Path, ge
     run = tmp_path / "run"
     record = train(
         compose_cfg(
-            *small("model=tiny_llama", "method=lora", "logger=csv", "callbacks=none", "trainer.max_steps=2"),
+            *small("model=tiny_llama", "method=lora", "logger=csv", "callbacks=forgetting", "trainer.max_steps=2"),
             "test=false",
             "trainer.enable_progress_bar=false",
-            "forgetting.enabled=true",
-            f"forgetting.path={general_text}",
-            "forgetting.limit=3",
+            f"callbacks.forgetting.path={general_text}",
+            "callbacks.forgetting.limit=3",
             f"paths.output_dir={run}",
         )
     )
@@ -92,13 +90,21 @@ def test_texts_load_from_sst2_and_jsonl_files_and_bad_settings_fail_by_name(tmp_
     jsonl.write_text('{"body": "first"}\n{"body": "second"}\n{"body": "third"}\n')
     assert forgetting.load_texts(str(jsonl), "jsonl", "body", limit=2) == ["first", "second"]
 
-    module, _ = build(compose_cfg(*small("model=tiny_llama")))
-    with pytest.raises(ValueError, match="forgetting.path is not set"):
-        forgetting.before_fit({"enabled": True, "path": None}, module)
-    with pytest.raises(ValueError, match="forgetting.format='csv'; allowed: text, jsonl, sst2"):
+    with pytest.raises(ValueError, match="callbacks.forgetting.path is not set"):
+        ForgettingProbe(path=None)
+    with pytest.raises(ValueError, match="callbacks.forgetting.format='csv'; allowed: text, jsonl, sst2"):
         forgetting.load_texts(str(sst2), "csv")
-    with pytest.raises(ValueError, match="forgetting.field='text'"):
+    with pytest.raises(ValueError, match="callbacks.forgetting.field='text'"):
         forgetting.load_texts(str(jsonl), "jsonl")
-    with pytest.raises(ValueError, match="forgetting.batch_size=0"):
-        forgetting.before_fit(settings(sst2, batch_size=0), module)
-    assert forgetting.before_fit({"enabled": False}, module) is None
+    with pytest.raises(ValueError, match="callbacks.forgetting.batch_size=0"):
+        probe_of(sst2, batch_size=0)
+
+
+def test_forgetting_on_a_classifier_is_refused_before_the_model_loads(tmp_path: Path, general_text: Path):
+    cfg = compose_cfg(
+        *small("model=tiny_bert", "data=sst2", "data.path=/nonexistent", "callbacks=forgetting"),
+        f"callbacks.forgetting.path={general_text}",
+        f"paths.output_dir={tmp_path}",
+    )
+    with pytest.raises(ValueError, match="callbacks.forgetting scores language-model loss; model.task=classification"):
+        train(cfg)

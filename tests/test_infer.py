@@ -7,36 +7,35 @@ from pathlib import Path
 
 import torch
 
-from research.infer import adapter_bytes, generate, serve
-from research.lifecycle import load_adapter
+from research.infer import adapter_bytes, generate_mixed, serve
 from research.train import build
 from tests.conftest import compose_cfg
-from tests.test_lifecycle import LORA_OVERRIDES, fresh_base, logits
+from tests.test_lifecycle import LORA_OVERRIDES, load_fresh, logits, plain_base
 from tests.test_methods import fit_on_one_batch
 
 
 def train_adapter(directory: Path, steps: int) -> Path:
-    torch.manual_seed(0)
     module, datamodule = build(compose_cfg(*LORA_OVERRIDES))
     fit_on_one_batch(module, next(iter(datamodule.train_dataloader())), steps=steps)
-    return module.save_weights(directory)
+    return module.method.save(module.model, directory)
 
 
 def test_mixed_batch_equals_each_adapter_alone(tmp_path: Path):
     adapters = {"a": train_adapter(tmp_path / "a", 3), "b": train_adapter(tmp_path / "b", 8)}
-    model = serve(fresh_base(), adapters)
-    tokenizer = build(compose_cfg(*LORA_OVERRIDES))[0].tokenizer
+    model = serve(plain_base(), adapters)
+    module = build(compose_cfg(*LORA_OVERRIDES))[0]
+    tokenizer = module.tokenizer
     prompts, names = ["hello there", "a longer prompt here", "bye"], ["a", "b", "a"]
     enc = tokenizer(prompts, return_tensors="pt", padding=True)
     with torch.no_grad():
         mixed = model(**enc, adapter_names=names).logits
-    mixed_text = generate(model, tokenizer, prompts, names, max_new_tokens=6, do_sample=False)
+    mixed_text = generate_mixed(model, tokenizer, prompts, names, max_new_tokens=6, do_sample=False)
 
     for name in adapters:
-        alone = load_adapter(fresh_base(), adapters[name])
+        alone = load_fresh(module, adapters[name])
         rows = [i for i, n in enumerate(names) if n == name]
         torch.testing.assert_close(mixed[rows], logits(alone, {k: v[rows] for k, v in enc.items()}), atol=1e-6, rtol=0)
-        assert [mixed_text[i] for i in rows] == generate(
+        assert [mixed_text[i] for i in rows] == generate_mixed(
             alone, tokenizer, [prompts[i] for i in rows], ["default"] * len(rows), max_new_tokens=6, do_sample=False
         )
     assert not torch.equal(mixed[0], model(**enc, adapter_names=["b"] * 3).logits[0])

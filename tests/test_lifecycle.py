@@ -1,8 +1,8 @@
-"""Adapter lifecycle on a tiny Llama with real peft: save/load into a fresh base gives identical
-logits; merging LoRA agrees with the unmerged model within atol 1e-5 in float32; the merged export
-loads with plain transformers; a Lightning checkpoint holds only the trainable tensors and resumes.
-The same for our bottleneck adapters (save/load; merging is refused) and for QLoRA (save/load onto a
-fresh 4-bit base; merge into the de-quantized base, exported as a plain float32 model)."""
+"""The weight lifecycle each method owns, on a tiny Llama with real peft: save -> load onto a fresh base
+gives identical logits; merging LoRA agrees with the unmerged model within atol 1e-5 in float32; the merged
+export loads with plain transformers (and its tokenizer); a Lightning checkpoint holds only the trainable
+tensors and resumes. The same for our bottleneck adapters (save/load; merging is refused) and for QLoRA
+(load onto a fresh 4-bit base; merge into the de-quantized base, exported as a plain float32 model)."""
 
 from __future__ import annotations
 
@@ -15,33 +15,37 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 from transformers import AutoModelForCausalLM
 
-from research.lifecycle import export_merged, load_adapter, merge
-from research.methods.qlora import is_4bit, quantization_config, quantize
-from research.models import ModelSpec, build_model, build_tokenizer
+from research.methods.base import Context, MergeRefused
+from research.methods.quantization import is_4bit
+from research.models import ModelSpec, build_tokenizer
+from research.models.loading import build_base
 from research.train import build
 from tests.conftest import compose_cfg, small
 from tests.test_methods import fit_on_one_batch
 
-LORA_OVERRIDES = small("model=tiny_llama", "method=lora", "optimizer.warmup_ratio=0", "method.dropout=0")
+LORA_OVERRIDES = small("model=tiny_llama", "method=lora", "scheduler.warmup_ratio=0", "method.peft_config.lora_dropout=0")
 
 
 def trained_module(tmp_path: Path, overrides: list[str] = LORA_OVERRIDES) -> tuple[pl.LightningModule, dict, Path]:
     module, datamodule = build(compose_cfg(*overrides))
     batch = next(iter(datamodule.train_dataloader()))
     fit_on_one_batch(module, batch, steps=5)
-    return module.eval(), batch, module.save_weights(tmp_path / "weights")
+    return module.eval(), batch, module.method.save(module.model, tmp_path / "weights")
 
 
-def fresh_base() -> torch.nn.Module:
-    torch.manual_seed(0)  # the same random base as the run's (conftest seeds 0 before build)
-    return build(compose_cfg(*LORA_OVERRIDES))[0].model.get_base_model()
+def load_fresh(module: pl.LightningModule, weights: Path, overrides: list[str] = LORA_OVERRIDES) -> torch.nn.Module:
+    """The run's weights, loaded by its method onto a freshly built base (the same seed: the same weights)."""
+    cfg = compose_cfg(*overrides)
+    spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
+    base = build_base(spec, module.tokenizer, module.method, seed=cfg.seed)
+    return module.method.load(base, weights, Context(spec.task, module.tokenizer))
 
 
 def plain_base() -> torch.nn.Module:
-    """The run's random tiny Llama (conftest seeds 0 before build), with nothing injected."""
-    spec = ModelSpec(**OmegaConf.to_container(compose_cfg("model=tiny_llama").model, resolve=True))
-    torch.manual_seed(0)
-    return build_model(spec, build_tokenizer(spec))
+    """The run's random tiny Llama, with nothing injected."""
+    cfg = compose_cfg("model=tiny_llama", "method=full")
+    spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
+    return build_base(spec, build_tokenizer(spec), build(cfg)[0].method, seed=cfg.seed)
 
 
 @torch.no_grad()
@@ -54,14 +58,15 @@ def test_save_load_merge_export(tmp_path: Path):
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in weights.iterdir()}
     trained = logits(module.model, batch)
 
-    loaded = load_adapter(fresh_base(), weights)
+    loaded = load_fresh(module, weights)
     assert torch.equal(logits(loaded, batch), trained)
 
-    export_merged(loaded, tmp_path / "merged")
+    module.method.export(loaded, module.tokenizer, tmp_path / "merged")
     plain = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32).eval()
     assert not any("lora" in n for n in plain.state_dict())
+    assert (tmp_path / "merged" / "tokenizer_config.json").is_file()
     merged = logits(plain, batch)
-    assert trained.dtype == torch.float32 and not torch.equal(merged, logits(fresh_base().eval(), batch))
+    assert trained.dtype == torch.float32 and not torch.equal(merged, logits(plain_base().eval(), batch))
     torch.testing.assert_close(merged, trained, atol=1e-5, rtol=0)
 
 
@@ -91,36 +96,36 @@ def test_checkpoint_holds_only_trainable_tensors_and_resumes(tmp_path: Path):
 
 def test_bottleneck_adapter_save_load_reproduces_outputs_and_merge_is_refused(tmp_path: Path):
     module, batch, weights = trained_module(
-        tmp_path, small("model=tiny_llama", "method=adapter", "optimizer.warmup_ratio=0")
+        tmp_path, small("model=tiny_llama", "method=adapter", "scheduler.warmup_ratio=0")
     )
     assert {p.name for p in weights.iterdir()} == {"adapter.safetensors", "adapter_config.json"}
     out = logits(module.model, batch)
     assert not torch.equal(out, logits(plain_base().eval(), batch))  # the adapters did train
 
-    loaded = load_adapter(plain_base(), weights)
+    loaded = load_fresh(module, weights, small("model=tiny_llama", "method=adapter"))
     assert torch.equal(logits(loaded, batch), out)
     assert not any(p.requires_grad for p in loaded.parameters()) and not loaded.training
-    with pytest.raises(ValueError, match="bottleneck adapters .* cannot|no weight matrix can absorb"):
-        merge(loaded)
+    with pytest.raises(MergeRefused, match="no weight matrix can absorb"):
+        module.method.merge(loaded)
 
 
 def test_prompt_tuning_merge_is_refused_by_name():
     module, _ = build(compose_cfg(*small("model=tiny_llama", "method=prompt_tuning")))
-    with pytest.raises(ValueError, match="method prompt_tuning learns virtual tokens"):
-        merge(module.model)
+    with pytest.raises(MergeRefused, match="method 'prompt_tuning' learns virtual tokens"):
+        module.method.merge(module.model)
 
 
 def test_qlora_save_load_and_merge_into_the_dequantized_base(tmp_path: Path):
-    overrides = small("model=tiny_llama", "method=qlora", "optimizer.warmup_ratio=0", "method.dropout=0")
+    overrides = small("model=tiny_llama", "method=qlora", "scheduler.warmup_ratio=0", "method.peft_config.lora_dropout=0")
     module, batch, weights = trained_module(tmp_path, overrides)
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in weights.iterdir()}
     out = logits(module.model, batch)
 
-    loaded = load_adapter(quantize(plain_base(), quantization_config()), weights)
+    loaded = load_fresh(module, weights, overrides)
     assert is_4bit(loaded.get_base_model())
     assert torch.equal(logits(loaded, batch), out)
 
-    export_merged(loaded, tmp_path / "merged")
+    module.method.export(loaded, module.tokenizer, tmp_path / "merged")
     plain = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32).eval()
     assert not any("lora" in n for n in plain.state_dict()) and not is_4bit(plain)
     assert all(p.dtype == torch.float32 for p in plain.parameters())

@@ -71,7 +71,7 @@ def sst2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def fit_on_one_batch(module: pl.LightningModule, batch: dict, steps: int) -> None:
+def fit_on_one_batch(module: pl.LightningModule, batch: dict, steps: int, callbacks: list | None = None) -> None:
     module.train()
     loader = DataLoader([batch] * steps, batch_size=None)
     trainer = pl.Trainer(
@@ -81,6 +81,7 @@ def fit_on_one_batch(module: pl.LightningModule, batch: dict, steps: int) -> Non
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=callbacks,
     )
     trainer.fit(module, train_dataloaders=loader)
 
@@ -96,7 +97,7 @@ def test_strategy_trains_only_what_it_should(
     model: str, method: str, extra: list[str], expected: int | None, sst2: Path
 ):
     extra = [e.format(sst2=sst2) for e in extra]
-    cfg = compose_cfg(*small(f"model={model}", f"method={method}", "optimizer.warmup_ratio=0", *extra))
+    cfg = compose_cfg(*small(f"model={model}", f"method={method}", "scheduler.warmup_ratio=0", *extra))
     module, datamodule = build(cfg)
     batch = next(iter(datamodule.train_dataloader()))
     before = {n: p.detach().clone() for n, p in module.model.named_parameters()}
@@ -127,5 +128,5 @@ def test_zero_shot_baseline_is_the_base_model(method: str):
     torch.manual_seed(0)  # the same seed builds the same base weights
     reference, _ = build(compose_cfg(*small("model=tiny_llama", "method=full")))
     batch = next(iter(datamodule.train_dataloader()))
-    with torch.no_grad(), module.base_model() as base:
+    with torch.no_grad(), module.method.base_model(module.model) as base:
         torch.testing.assert_close(module(batch, base).logits, reference(batch).logits, rtol=0, atol=1e-6)

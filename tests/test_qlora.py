@@ -7,7 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from research.methods.base import adamw_class, count_parameters
+from hydra.utils import instantiate
+
+from research.methods.base import count_parameters
+from research.optim import check_optimizer
 from research.train import build, train
 from tests.conftest import compose_cfg, small
 from tests.test_methods import fit_on_one_batch, loss_on
@@ -19,7 +22,7 @@ LORA = 2 * 2 * 8 * (128 + 128)
 
 
 def test_qlora_trains_lora_on_a_frozen_4bit_base():
-    cfg = compose_cfg(*small("model=tiny_llama", "method=qlora", "optimizer.warmup_ratio=0"))
+    cfg = compose_cfg(*small("model=tiny_llama", "method=qlora", "scheduler.warmup_ratio=0"))
     module, datamodule = build(cfg)
     packed = {n: p.detach().clone() for n, p in module.model.named_parameters() if p.dtype == torch.uint8}
     assert len(packed) == 14 and all(
@@ -39,23 +42,27 @@ def test_qlora_trains_lora_on_a_frozen_4bit_base():
     assert all(after[n].dtype == torch.uint8 and torch.equal(after[n], p) for n, p in packed.items())
 
 
-@pytest.mark.parametrize("switch", ["model.gradient_checkpointing=true", "method.gradient_checkpointing=true"])
-def test_gradient_checkpointing_survives_the_4bit_reload(switch: str):
-    module, _ = build(compose_cfg(*small("model=tiny_llama", "method=qlora", switch)))
+def test_gradient_checkpointing_survives_the_4bit_reload():
+    module, _ = build(compose_cfg(*small("model=tiny_llama", "method=qlora", "model.gradient_checkpointing=true")))
     assert module.model.get_base_model().is_activation_checkpointing
 
 
 def test_qlora_fails_fast_on_a_bad_field():
-    with pytest.raises(ValueError, match="method.quant_type"):
-        build(compose_cfg(*small("model=tiny_llama", "method=qlora", "method.quant_type=int3")))
+    with pytest.raises(ValueError, match="method.quantization.quant_type"):
+        build(compose_cfg(*small("model=tiny_llama", "method=qlora", "method.quantization.quant_type=int3")))
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="method.compute_dtype=float16 needs a GPU"):
-            build(compose_cfg(*small("model=tiny_llama", "method=qlora", "method.compute_dtype=float16")))
+        with pytest.raises(ValueError, match="method.quantization.compute_dtype=float16 needs a GPU"):
+            build(compose_cfg(*small("model=tiny_llama", "method=qlora", "method.quantization.compute_dtype=float16")))
 
 
 def test_qlora_trains_with_the_8bit_optimizer_and_refuses_paged_on_cpu():
     cfg = compose_cfg(
-        *small("model=tiny_llama", "method=qlora", "optimizer.warmup_ratio=0", "optimizer.name=adamw8bit")
+        *small(
+            "model=tiny_llama",
+            "method=qlora",
+            "scheduler.warmup_ratio=0",
+            "optimizer._target_=bitsandbytes.optim.AdamW8bit",
+        )
     )
     module, datamodule = build(cfg)
     batch = next(iter(datamodule.train_dataloader()))
@@ -63,8 +70,9 @@ def test_qlora_trains_with_the_8bit_optimizer_and_refuses_paged_on_cpu():
     fit_on_one_batch(module, batch, steps=10)
     assert type(module.trainer.optimizers[0]).__name__ == "AdamW8bit"
     assert loss_on(module, batch) < before
-    with pytest.raises(ValueError, match="optimizer.name=paged_adamw8bit needs a GPU"):
-        adamw_class("paged_adamw8bit", torch.device("cpu"))
+    paged = instantiate({"_target_": "bitsandbytes.optim.PagedAdamW8bit", "_partial_": True})
+    with pytest.raises(ValueError, match="optimizer._target_=PagedAdamW8bit needs a GPU"):
+        check_optimizer(paged, cuda=False)
 
 
 @pytest.mark.parametrize("method", ["qlora", "lora"])

@@ -28,10 +28,10 @@ def test_record_lifecycle(tmp_path: Path):
     record.write(tmp_path)
     assert read_record(tmp_path)["status"] == "running"
     try:
-        raise ValueError("method.rank=0 must be > 0")
+        raise ValueError("method.peft_config.r=0 must be > 0")
     except ValueError as err:
         record.fail(err)
     record.write(tmp_path)
     saved = read_record(tmp_path)
-    assert saved["status"] == "failed" and saved["error"] == "ValueError: method.rank=0 must be > 0"
+    assert saved["status"] == "failed" and saved["error"] == "ValueError: method.peft_config.r=0 must be > 0"
     assert saved["seed"] == 3 and saved["schema"] == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from research.soft_prompt import soft_prompt_neighbors
+from research.analyses.soft_prompt import soft_prompt_neighbors
 from research.train import build, train
 from tests.conftest import compose_cfg, small
 
@@ -18,8 +18,8 @@ INIT_TEXT = "Summarize the following conversation."
 
 @pytest.mark.parametrize("model", ["tiny_llama", "tiny_t5"])
 def test_untrained_text_init_is_its_own_nearest_neighbour(model: str):
-    module, _ = build(compose_cfg(*small(f"model={model}", "method=prompt_tuning", "method.num_virtual_tokens=12")))
-    rows = soft_prompt_neighbors(module, k=3)
+    module, _ = build(compose_cfg(*small(f"model={model}", "method=prompt_tuning", "method.peft_config.num_virtual_tokens=12")))
+    rows = soft_prompt_neighbors(module.model, module.tokenizer, k=3)
 
     init_ids = module.tokenizer(INIT_TEXT, add_special_tokens=False)["input_ids"]
     stacks = 2 if model == "tiny_t5" else 1  # peft gives a seq2seq model one prompt per stack
@@ -35,7 +35,7 @@ def test_training_writes_the_table_to_the_run_dir_and_wandb(tmp_path: Path):
     run = tmp_path / "run"
     train(
         compose_cfg(
-            *small("model=tiny_llama", "method=prompt_tuning", "callbacks=none", "trainer.max_steps=2"),
+            *small("model=tiny_llama", "method=prompt_tuning", "callbacks=soft_prompt", "trainer.max_steps=2"),
             "test=false",
             "zero_shot=false",
             "trainer.enable_progress_bar=false",
@@ -51,14 +51,12 @@ def test_training_writes_the_table_to_the_run_dir_and_wandb(tmp_path: Path):
     assert list(run.glob("wandb/offline-run-*/files/media/table/soft_prompt_neighbors_*.table.json"))
 
 
-def test_other_methods_write_no_table(tmp_path: Path):
-    run = tmp_path / "run"
-    train(
-        compose_cfg(
-            *small("model=tiny_llama", "method=lora", "logger=none", "callbacks=none", "trainer.max_steps=1"),
-            "test=false",
-            "zero_shot=false",
-            f"paths.output_dir={run}",
-        )
+def test_methods_without_a_soft_prompt_are_refused_before_the_model_loads(tmp_path: Path):
+    cfg = compose_cfg(
+        *small("model=tiny_llama", "method=lora", "logger=none", "callbacks=soft_prompt"),
+        "model.name_or_path=/nonexistent",
+        "model.pretrained=true",
+        f"paths.output_dir={tmp_path / 'run'}",
     )
-    assert not list(run.glob("soft_prompt_neighbors*"))
+    with pytest.raises(ValueError, match="soft_prompt_neighbors reads a soft prompt; method=lora has none"):
+        train(cfg)

@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 EXPECTED = {  # sweep -> its jobs, each the overrides Hydra gives it
-    "lora_rank": [[f"method.rank={r}"] for r in (1, 2, 4, 8, 16, 32, 64)],
+    "lora_rank": [[f"method.peft_config.r={r}"] for r in (1, 2, 4, 8, 16, 32, 64)],
     "methods": [
         [f"method={m}"] for m in ("full", "selective", "lora", "adapter", "prompt_tuning", "ia3", "prefix_tuning")
     ],
-    "prompt_length": [[f"method.num_virtual_tokens={n}"] for n in (1, 5, 20, 50, 100)],
+    "prompt_length": [[f"method.peft_config.num_virtual_tokens={n}"] for n in (1, 5, 20, 50, 100)],
     "seeds": [[f"seed={s}"] for s in (1, 2, 3)],
 }
 TINY = [
@@ -72,7 +72,7 @@ def test_sweep_composes_to_a_multirun_of_its_jobs(name: str):
 
 
 def test_lora_rank_sweeps_lora_with_fixed_alpha_and_tags_the_rank():
-    cfg = compose_sweep("sweep=lora_rank", "method.rank=4")
+    cfg = compose_sweep("sweep=lora_rank", "method.peft_config.r=4")
     assert cfg.method.name == "lora" and cfg.method.alpha == 16
     assert "rank4" in cfg.tags and "lora" in cfg.tags and "tiny_t5" in cfg.tags
 
@@ -90,7 +90,7 @@ def test_model_size_presets_merge_into_the_tiny_model():
 def test_seeds_compose_with_another_sweep_as_a_product():
     cfg = compose_sweep("sweep=[seeds,lora_rank]")
     jobs = expand(cfg)
-    assert len(jobs) == 21 and ["seed=3", "method.rank=64"] in jobs
+    assert len(jobs) == 21 and ["seed=3", "method.peft_config.r=64"] in jobs
     assert cfg.task_name == "sweep_lora_rank"
 
 

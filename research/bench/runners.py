@@ -23,7 +23,7 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, Trai
 
 from research.bench.timing import HFClock, LightningClock, StepClock
 from research.bench.workload import TrainWorkload
-from research.methods.base import FineTuneModule
+from research.loop import FineTuneModule
 from research.tracking import memory
 
 PRECISIONS = ("32-true", "32", "bf16-mixed")

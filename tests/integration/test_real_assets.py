@@ -54,7 +54,7 @@ def test_smollm2_lora_on_dialogsum_lowers_the_loss_and_generates(tmp_path: Path)
         compose_cfg(
             *smollm2(
                 "data.train_limit=16", "data.batch_size=4", "data.test_limit=2", "data.max_source_length=192",
-                "method.lr=2e-3", "optimizer.scheduler=constant", "optimizer.warmup_ratio=0",
+                "method.lr=2e-3", "scheduler.name=constant", "scheduler.warmup_ratio=0",
                 "+trainer.limit_val_batches=0", "generation.max_new_tokens=16", f"paths.output_dir={tmp_path}",
             )
         )
