@@ -1,5 +1,6 @@
-"""Data sources on small real files: every format, the `file:line:` errors, multi-reference grouping
-and scoring, and the causal prompt/target layout."""
+"""Data sources on small real files: every format, multi-reference grouping and scoring, the causal
+prompt/target layout, and the data configs as Hydra composes them. Bad data: tests/test_data_errors.py;
+labels and JSON arrays: tests/test_data_labels.py."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from research.data.collate import IGNORE_INDEX, encode
-from research.data.sources import DataFormatError, load_splits
+from research.data.readers import DataFormatError
+from research.data.sources import load_splits
 from research.metrics import generation_metrics
 from research.models.tokenizers import byte_tokenizer
 from tests.conftest import ASSETS, CONF, ROOT, compose_cfg
@@ -69,42 +72,6 @@ def test_sst2_lines_become_labelled_examples(tmp_path: Path):
     ]
 
 
-@pytest.mark.parametrize(
-    ("format", "content", "line", "reason"),
-    [
-        ("jsonl", '{"dialogue": "a", "summary": "b"}\n{"dialogue": "a", "summary": }\n', 2, "not valid JSON"),
-        ("jsonl", '{"dialogue": "a", "summary": "b"}\n["a", "b"]\n', 2, "expected a JSON object"),
-        ("csv", "dialogue,summary\na,b\nc,d,e\n", 3, "3 fields, the header has 2"),
-        ("sst2", "1 fine .\n0 bad .\n2 what ?\n", 3, "expected '<0|1> <sentence>'"),
-    ],
-)
-def test_malformed_line_is_named_by_file_and_line(tmp_path: Path, format: str, content: str, line: int, reason: str):
-    path = tmp_path / f"data.{format}"
-    path.write_text(content)
-    with pytest.raises(DataFormatError) as info:
-        load(format, path, label_field="label" if format == "sst2" else None)
-    assert str(info.value).startswith(f"{path}:{line}: ")
-    assert reason in str(info.value)
-
-
-def test_empty_file_and_empty_split_are_refused_by_name(tmp_path: Path):
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    with pytest.raises(DataFormatError, match="empty"):
-        load("jsonl", empty)
-    header_only = tmp_path / "header.csv"
-    header_only.write_text("dialogue,summary\n")
-    with pytest.raises(DataFormatError, match=f"{header_only}.*the split is empty"):
-        load("csv", header_only)
-
-
-def test_missing_field_names_it_and_the_columns_present(tmp_path: Path):
-    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "a", "summary": "b"}])
-    columns = r"field\(s\) \['dialogue'\] not found; columns are \['text', 'summary'\]"
-    with pytest.raises(DataFormatError, match=columns):
-        load("jsonl", path)
-
-
 def test_hub_style_flattened_references_are_grouped_back(tmp_path: Path):
     """A local dataset directory goes through the same `load_dataset(hub_id)` call as a hub id, offline:
     here shaped like knkarthick/dialogsum, whose test split repeats each dialogue once per summary."""
@@ -124,16 +91,50 @@ def test_hidden_test_labels_point_to_the_validation_split(tmp_path: Path):
     for split, label in (("train", 1), ("validation", 0), ("test", -1)):
         write_jsonl(tmp_path / f"{split}.jsonl", [{"sentence": f"{split} text", "label": label}])
     fields = dict(input_field="sentence", target_field=None, label_field="label")
-    with pytest.raises(DataFormatError, match="labels are hidden"):
+    with pytest.raises(DataFormatError, match=r"test\]:\[0\]: label field 'label' is -1: labels are hidden"):
         load("sst2", None, hub_id=str(tmp_path), **fields)
     splits = load("sst2", None, hub_id=str(tmp_path), hub_splits={"test": "validation"}, **fields)
     assert splits["test"].to_list() == [{"input": "validation text", "label": 0}]
 
 
-def test_every_data_config_declares_the_same_keys():
-    keys = {p.stem: set(yaml.safe_load(p.read_text())) for p in (CONF / "data").glob("*.yaml")}
-    assert {"synthetic", "dialogsum", "sst2", "jsonl", "csv"} <= set(keys)
-    assert all(k == keys["synthetic"] for k in keys.values()), keys
+BASE_KEYS = set(yaml.safe_load((CONF / "data" / "_base.yaml").read_text()))
+# A few values each config sets, as they were before the configs inherited from _base.yaml.
+CONFIG_VALUES = {
+    "synthetic": {
+        "format": "synthetic",
+        "path": None,
+        "input_field": "dialogue",
+        "num_examples": 800,
+        "batch_size": 16,
+    },
+    "dialogsum": {"format": "jsonl", "hub_id": "knkarthick/dialogsum", "group_references": True, "eval_limit": 100},
+    "sst2": {
+        "format": "sst2",
+        "target_field": None,
+        "label_field": "label",
+        "max_source_length": 128,
+        "batch_size": 32,
+    },
+    "jsonl": {"format": "jsonl", "input_field": "input", "target_field": "target", "eval_limit": 100},
+    "csv": {"format": "csv", "input_field": "input", "max_source_length": 512, "group_by_length": True},
+    "json": {"format": "json", "input_field": "input", "target_field": "target", "batch_size": 8},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_VALUES))
+def test_data_config_inherits_every_key_from_base_and_sets_its_own(name: str):
+    data = compose_cfg(f"data={name}").data
+    assert set(data) == BASE_KEYS
+    assert (data._target_, data.name) == ("research.data.DataModule", name)
+    assert {key: OmegaConf.to_container(data)[key] for key in CONFIG_VALUES[name]} == CONFIG_VALUES[name]
+    assert data.seed == compose_cfg().seed
+
+
+def test_every_data_config_is_checked_and_those_for_own_files_require_a_path():
+    assert {p.stem for p in (CONF / "data").glob("[!_]*.yaml")} == set(CONFIG_VALUES)
+    for name in ("jsonl", "csv", "json"):
+        assert OmegaConf.is_missing(compose_cfg(f"data={name}").data, "path")
+    assert list(compose_cfg("data=sst2").data.label_names) == ["negative", "positive"]
 
 
 def test_multi_reference_rouge_is_best_of_and_mean_of_hand_computed_f1():

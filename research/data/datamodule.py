@@ -1,4 +1,4 @@
-"""The LightningDataModule: load -> cap -> template -> tokenize (cached `datasets.map`) -> collate."""
+"""The LightningDataModule: load and check every row -> cap -> template -> tokenize (`datasets.map`) -> collate."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from research.data.collate import Collator, encode
+from research.data.labels import check_label_names
 from research.data.sampler import EpochSampler
 from research.data.sources import load_splits
 from research.data.templates import check_template, render
@@ -20,6 +21,9 @@ TRUNCATION = ("warn", "error")  # what to do when inputs exceed max_source_lengt
 
 
 class DataModule(pl.LightningDataModule):
+    """Built by `instantiate(cfg.data, tokenizer=..., task=..., chat_template=...)`; `task` is seq2seq,
+    causal or classification. `label_names` (classification) lists the classes in index order."""
+
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase,
@@ -36,6 +40,7 @@ class DataModule(pl.LightningDataModule):
         target_field: str | None = "target",
         reference_fields: list[str] | None = None,
         label_field: str | None = None,
+        label_names: list[str] | None = None,
         group_references: bool = False,
         template: str | None = None,
         chat_template: bool = False,
@@ -54,6 +59,8 @@ class DataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         check_template(template)
+        check_task_fields(task, label_field, label_names)
+        check_limits(train_limit=train_limit, eval_limit=eval_limit, test_limit=test_limit)
         if truncation not in TRUNCATION:
             raise ValueError(f"data.truncation={truncation!r}; allowed: {', '.join(TRUNCATION)}")
         for field, value in (("max_source_length", max_source_length), ("batch_size", batch_size)):
@@ -62,10 +69,12 @@ class DataModule(pl.LightningDataModule):
         if chat_template and not getattr(tokenizer, "chat_template", None):
             raise ValueError("model.chat_template=true but this tokenizer has no chat template")
         self.tokenizer, self.task, self.name = tokenizer, task, name
+        self.label_names = check_label_names(label_names)  # for run.json; None: integer labels as they are
         self.source = dict(
             format=format, path=path, hub_id=hub_id, hub_name=hub_name, hub_splits=hub_splits, files=files,
             input_field=input_field, target_field=target_field, reference_fields=reference_fields,
-            label_field=label_field, group_references=group_references, num_examples=num_examples, seed=seed,
+            label_field=label_field, label_names=self.label_names, group_references=group_references,
+            num_examples=num_examples, seed=seed,
         )  # fmt: skip
         self.template, self.chat_template, self.seed = template, chat_template, seed
         self.limits = {"train": train_limit, "validation": eval_limit, "test": test_limit}
@@ -145,3 +154,23 @@ class DataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.loader("test", self.eval_batch_size, shuffle=False)
+
+
+def check_task_fields(task: str, label_field: str | None, label_names: list[str] | None) -> None:
+    """Classification reads a label field and generation a target: the wrong pairing would fail mid-tokenization."""
+    if task == "classification" and not label_field:
+        raise ValueError("model.task=classification needs data.label_field (the field holding each example's class)")
+    if task != "classification" and label_field:
+        raise ValueError(
+            f"data.label_field={label_field!r} is classification data, but the model generates text; "
+            "use a classification model (model.task=classification) or data.label_field=null with a data.target_field"
+        )
+    if label_names is not None and not label_field:
+        raise ValueError("data.label_names is set but data.label_field is null: name the label field")
+
+
+def check_limits(**limits: int | None) -> None:
+    """A cap of 0 would leave a split empty; null means every example."""
+    for key, value in limits.items():
+        if value is not None and value <= 0:
+            raise ValueError(f"data.{key}={value} would leave the split empty; set it > 0, or null for every example")
