@@ -26,7 +26,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from research.callbacks import EpochSeed, RecordProgress
 from research.checks import check_precision, check_resume, check_strategy, check_writable
-from research.data import DataModule
+from research.data import DataModule, check_num_labels
 from research.loop import FineTuneModule
 from research.methods.base import Context, Method, count_parameters
 from research.models import ModelSpec, build_tokenizer
@@ -56,6 +56,8 @@ def train(cfg: DictConfig) -> RunRecord:
         module, datamodule = build(cfg, callbacks=callbacks)
         record.params = count_parameters(module.model)
         record.artifacts |= {"injected": module.method.describe(module.model), "truncated_inputs": datamodule.truncated}
+        if datamodule.label_names:
+            record.artifacts["label_names"] = list(datamodule.label_names)
         loggers, note = start_loggers(cfg.logger, run_dir)
         if note:
             record.artifacts["logger_fallback"] = note
@@ -113,6 +115,7 @@ def build(
     for callback in callbacks:
         if hasattr(callback, "preflight"):
             callback.preflight(spec.task, method)
+    check_num_labels(cfg.data.get("label_names"), spec.num_labels)
     tokenizer = build_tokenizer(spec)
     datamodule = _instantiate(cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template)
     datamodule.setup()
