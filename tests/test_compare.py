@@ -5,14 +5,17 @@ real multirun, then compare) is in test_sweeps.py."""
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from research import compare
+from research.compare import plots
 from research.tracking import RunRecord
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -33,6 +36,35 @@ def write_run(
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"paths.output_dir={run_dir}", *overrides])
     record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), cfg.method.name, cfg.model.name, cfg.data.name)
+    return finish(record, run_dir, metrics, trainable, total, status, started_at)
+
+
+def write_record(
+    root: Path,
+    name: str,
+    config: dict[str, Any],
+    *,
+    metrics: dict[str, float] | None = None,
+    trainable: int = 1_000,
+    total: int = 100_000,
+    status: str = "completed",
+) -> Path:
+    """A run.json for a hand-made config: tests that must not depend on how conf/ is laid out."""
+    run_dir = root / name
+    config = {"paths": {"output_dir": str(run_dir)}, "tags": [name], **config}
+    names = (config["method"]["name"], config["model"]["name"], config["data"]["name"])
+    return finish(RunRecord.start(config, *names), run_dir, metrics, trainable, total, status, 0.0)
+
+
+def finish(
+    record: RunRecord,
+    run_dir: Path,
+    metrics: dict[str, float] | None,
+    trainable: int,
+    total: int,
+    status: str,
+    started_at: float,
+) -> Path:
     record.started_at = started_at
     if status == "completed":
         record.params = {"trainable": trainable, "total": total, "trainable_pct": 100 * trainable / total}
@@ -44,6 +76,26 @@ def write_run(
         record.fail(ValueError("method.rank must be positive"))
     record.write(run_dir)
     return run_dir
+
+
+def loha(r: int, seed: int = 1, **extra: Any) -> dict[str, Any]:
+    """A hand-made config of a method whose rank is nested (method.peft_config.r)."""
+    method = {"_target_": "research.methods.PeftMethod", "name": "loha", "lr": 3e-3, "peft_config": {"r": r}}
+    config = {
+        "method": method,
+        "model": {"name": "tiny", "config": {"d_model": 64}},
+        "data": {"name": "synthetic", "train_limit": None, "seed": seed},
+        "optimizer": {"weight_decay": 0.0},
+        "seed": seed,
+        "task_name": f"sweep{seed}",
+    }
+    for dotted, value in extra.items():  # method__peft_config__alpha=8 -> config["method"]["peft_config"]["alpha"]
+        *parents, leaf = dotted.split("__")
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return config
 
 
 @pytest.fixture
@@ -108,7 +160,7 @@ def test_cli_writes_three_self_contained_files(sweep: Path, tmp_path: Path):
     images = re.findall(r"<img alt='([^']+)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'>", page)
     assert [title for title, _ in images] == [
         "Metric vs trainable parameters",
-        "Metric vs LoRA rank",  # ranks 8 and 16 differ
+        "Metric vs lora rank",  # ranks 8 and 16 differ
         "Peak memory and train time",  # no model-size plot: every run has the same total
     ]
     assert all(len(png) > 1000 for _, png in images)
@@ -129,3 +181,241 @@ def test_model_size_plot_needs_several_models_of_a_method_not_several_ranks(tmp_
     assert "Metric vs model size" not in compare.build_report(compare.load_records([tmp_path])).plots
     write_run(tmp_path, "wide", "model.config.d_model=256")
     assert "Metric vs model size" in compare.build_report(compare.load_records([tmp_path])).plots
+
+
+# --- unreadable records ---------------------------------------------------------------------------
+
+
+def _truncate(path: Path) -> None:
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+
+
+def _drop(key: str) -> Any:
+    def corrupt(path: Path) -> None:
+        record = json.loads(path.read_text())
+        del record[key]
+        path.write_text(json.dumps(record))
+
+    return corrupt
+
+
+CORRUPTIONS = {
+    "truncated": (_truncate, "not valid JSON"),
+    "no config_hash": (_drop("config_hash"), "missing config_hash"),
+    "no metrics": (_drop("metrics"), "missing metrics"),
+    "empty object": (lambda p: p.write_text("{}"), "missing status, method, model"),
+    "not an object": (lambda p: p.write_text("[1, 2]"), "not a JSON object but an array"),
+    "metric not a number": (
+        lambda p: p.write_text(p.read_text().replace('"test/rouge1": 0.9', '"test/rouge1": "high"')),
+        "`metrics.test/rouge1` is a string, not a number",
+    ),
+}
+
+
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+def test_an_unreadable_record_is_reported_once_and_skipped(
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], corruption: str
+):
+    corrupt, problem = CORRUPTIONS[corruption]
+    bad = write_run(sweep, "corrupt", "method.rank=32", metrics={"test/rouge1": 0.9}) / "run.json"
+    corrupt(bad)
+    out = tmp_path / "report"
+    compare.main([str(sweep), str(sweep / "corrupt"), "--out", str(out)])  # found twice, reported once
+
+    stderr = capsys.readouterr().err
+    assert stderr.count(str(bad.resolve())) == 1 and problem in stderr
+    markdown = (out / "comparison.md").read_text()
+    unreadable = markdown.split("## Unreadable records")[1]
+    assert str(bad.resolve()) in unreadable and problem.replace("|", "\\|") in unreadable
+    assert markdown.count("| lora | tiny_t5 | synthetic |") == 7, "every readable run is still there"
+    assert "| 32 |" not in markdown.split("## Unreadable records")[0]
+    assert str(bad.resolve()) in (out / "comparison.html").read_text()
+
+
+def test_only_unreadable_records_still_make_a_report_that_lists_them(tmp_path: Path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "run.json").write_text('{"status": "compl')
+    report = compare.compare([tmp_path])
+    assert report.runs == [] and [u.path.parent.name for u in report.unreadable] == ["a"]
+    assert "## Unreadable records" in (tmp_path / "comparison.md").read_text()
+
+
+def test_folders_without_records_or_missing_folders_are_clear_errors(tmp_path: Path):
+    with pytest.raises(SystemExit, match="no run.json under"):
+        compare.main([str(tmp_path)])
+    with pytest.raises(SystemExit, match=f"no such folder: {tmp_path / 'nope'}"):
+        compare.main([str(tmp_path / "nope")])
+
+
+def test_records_with_a_sparse_config_and_no_parameter_counts_still_compare(tmp_path: Path):
+    for name, k in (("a", 1.0), ("b", 2.0)):
+        record = RunRecord.start({"seed": 1, "method": {"name": "x", "k": k}}, "x", "m", "d")
+        record.metrics = {"test/loss": k}
+        record.complete()
+        record.write(tmp_path / name)
+    report = compare.compare([tmp_path])
+    assert [(r["k"], r["test/loss"]) for r in report.runs] == [(1.0, 1.0), (2.0, 2.0)]
+    assert list(report.plots) == ["Metric vs x k", "Peak memory and train time"], "nothing to count: no tradeoff"
+
+
+# --- hyperparameter columns -----------------------------------------------------------------------
+
+
+def test_every_config_key_that_differs_gets_a_column_nested_ones_too(tmp_path: Path):
+    write_record(tmp_path, "r4_s1", loha(4, seed=1), metrics={"test/loss": 1.0})
+    write_record(tmp_path, "r4_s2", loha(4, seed=2), metrics={"test/loss": 3.0})
+    write_record(tmp_path, "r8", loha(8, data__train_limit=100), metrics={"test/loss": 0.5})
+    write_record(tmp_path, "wd", loha(8, optimizer__weight_decay=0.01), metrics={"test/loss": 0.7})
+    report = compare.build_report(compare.load_records([tmp_path]))
+
+    assert [(h.key, h.name) for h in report.hypers] == [
+        ("method.peft_config.r", "peft_config.r"),
+        ("data.train_limit", "train_limit"),
+        ("optimizer.weight_decay", "weight_decay"),
+    ], "no seed, output path, tags or task name column"
+    by_config = {(g["peft_config.r"], g["train_limit"], g["weight_decay"]): g for g in report.groups}
+    assert set(by_config) == {(4, "null", 0.0), (8, 100, 0.0), (8, "null", 0.01)}
+    assert by_config[4, "null", 0.0]["seeds"] == 2, "seeds (and task names) of one config are one row"
+    assert by_config[4, "null", 0.0]["test/loss mean"] == pytest.approx(2.0)
+    markdown = compare.markdown_table([compare.report.visible(g) for g in report.groups])
+    assert markdown.splitlines()[0].startswith("| method | model | data | peft_config.r | train_limit | weight_decay |")
+
+
+def test_a_key_only_one_method_has_is_no_column_unless_it_varies(tmp_path: Path):
+    write_record(tmp_path, "loha", loha(4))
+    adapter = loha(4) | {"method": {"name": "adapter", "lr": 1e-3, "bottleneck_size": None, "mode": "houlsby"}}
+    write_record(tmp_path, "adapter_default", adapter)
+    assert [h.name for h in compare.build_report(compare.load_records([tmp_path])).hypers] == ["lr"]
+
+    adapter = loha(4) | {"method": {"name": "adapter", "lr": 1e-3, "bottleneck_size": 64, "mode": "pfeiffer"}}
+    write_record(tmp_path, "adapter_64", adapter)
+    report = compare.build_report(compare.load_records([tmp_path]))
+    assert [h.name for h in report.hypers] == ["lr", "bottleneck_size", "mode"]
+    cells = {(r["method"], r["bottleneck_size"], r["mode"]) for r in report.runs}
+    assert cells == {("loha", None, None), ("adapter", "null", "houlsby"), ("adapter", 64, "pfeiffer")}
+
+
+def test_column_headers_keep_the_group_where_the_short_name_is_ambiguous(tmp_path: Path):
+    write_record(tmp_path, "a", loha(4, method__lr=1e-3, optimizer__lr=0.1, optimizer__method="x"))
+    write_record(tmp_path, "b", loha(4, method__lr=3e-3, optimizer__lr=0.2, optimizer__method="y"))
+    names = [h.name for h in compare.build_report(compare.load_records([tmp_path])).hypers]
+    assert names == ["method.lr", "optimizer.lr", "optimizer.method"], "not `lr` twice, not the method column"
+
+
+def test_columns_from_composed_configs(tmp_path: Path):
+    for limit in (10, 20):
+        for seed in (1, 2):
+            write_run(tmp_path, f"l{limit}_s{seed}", f"data.train_limit={limit}", f"seed={seed}")
+    report = compare.build_report(compare.load_records([tmp_path]))
+    assert [h.key for h in report.hypers] == ["data.train_limit"]
+    assert sorted((g["train_limit"], g["seeds"]) for g in report.groups) == [(10, 2), (20, 2)]
+
+
+def test_a_numeric_method_hyperparameter_that_varies_gets_a_plot_whatever_its_key(tmp_path: Path):
+    for r, loss in ((4, 1.0), (8, 0.8), (16, 0.7)):
+        write_record(tmp_path, f"r{r}", loha(r), metrics={"test/loss": loss}, trainable=r * 100)
+    plots = compare.build_report(compare.load_records([tmp_path])).plots
+    assert list(plots) == [
+        "Metric vs trainable parameters",
+        "Metric vs loha peft_config.r",
+        "Peak memory and train time",
+    ]
+
+
+# --- zero-shot reference --------------------------------------------------------------------------
+
+
+def test_zero_shot_is_a_dashed_reference_line_on_the_metric_plots(tmp_path: Path):
+    for rank, zero_shot in ((8, 0.1), (16, 0.3)):
+        metrics = {"test/rouge1": 0.5, "zero_shot/rouge1": zero_shot, "test/loss": 1.0 / rank}
+        write_run(tmp_path, f"r{rank}", f"method.rank={rank}", metrics=metrics, trainable=rank * 100)
+    report = compare.build_report(compare.load_records([tmp_path]))
+    assert plots.zero_shot_lines(report.groups) == {"zero-shot": pytest.approx(0.2)}, "mean of the runs"
+
+    names = [h.name for h in report.hypers]
+    figures = [
+        plots.plot_tradeoff(report.groups, report.metric, names),
+        plots.plot_by(report.groups, "rank", report.metric, "lora rank", lambda r: "lora", ticks_at_values=True),
+    ]
+    for figure in figures:
+        (line,) = [ln for ln in figure.axes[0].get_lines() if ln.get_label() == "zero-shot"]
+        assert line.get_linestyle() == "--" and list(line.get_ydata()) == pytest.approx([0.2, 0.2])
+        assert "zero-shot" in [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+
+
+def test_each_base_model_has_its_own_zero_shot_line(tmp_path: Path):
+    write_run(tmp_path, "small", metrics={"test/rouge1": 0.5, "zero_shot/rouge1": 0.1})
+    write_run(tmp_path, "wide", "model.config.d_model=256", metrics={"test/rouge1": 0.6, "zero_shot/rouge1": 0.2})
+    write_run(tmp_path, "none", "method=ia3", metrics={"test/rouge1": 0.4})  # zero_shot=false: no line of its own
+    report = compare.build_report(compare.load_records([tmp_path]))
+    assert plots.zero_shot_lines(report.groups) == {
+        "zero-shot tiny_t5 d_model=128": pytest.approx(0.1),
+        "zero-shot tiny_t5 d_model=256": pytest.approx(0.2),
+    }
+
+
+# --- a headline metric that does not rank ---------------------------------------------------------
+
+
+def test_a_headline_equal_for_every_run_is_called_out_with_a_metric_that_differs(tmp_path: Path):
+    for rank, loss in ((8, 2.5), (16, 2.1)):
+        write_run(tmp_path, f"r{rank}", f"method.rank={rank}", metrics={"test/rouge1": 0.0, "test/loss": loss})
+    compare.main([str(tmp_path)])
+    expected = "test/rouge1 is 0.0000 for every run: it does not rank them; test/loss differs (--metric test/loss)."
+    assert expected in (tmp_path / "comparison.md").read_text()
+    assert expected in (tmp_path / "comparison.html").read_text()
+
+
+def test_the_metric_named_instead_is_one_that_differs(tmp_path: Path):
+    for rank, bleu in ((8, 0.1), (16, 0.2)):
+        metrics = {"test/rouge1": 0.3, "test/loss": 2.0, "zero_shot/loss": float(rank), "test/bleu": bleu}
+        write_run(tmp_path, f"r{rank}", f"method.rank={rank}", metrics=metrics)
+    records = compare.load_records([tmp_path])
+    assert compare.build_report(records).note.endswith("test/bleu differs (--metric test/bleu).")
+    assert compare.build_report(records, metric="test/bleu").note is None
+
+
+# --- one number format ----------------------------------------------------------------------------
+
+
+def test_md_csv_and_html_write_every_number_alike(tmp_path: Path):
+    metrics = {"test/rouge1": 0.123456, "test/loss": 12.5, "zero_shot/rouge1": 0.05}
+    write_run(tmp_path, "a", "method.rank=4", metrics=metrics, trainable=1_234_567, total=987_654_321)
+    write_run(tmp_path, "b", "method.lr=0.0001", metrics=metrics, trainable=1_234_567, total=987_654_321)
+    compare.main([str(tmp_path)])
+    with (tmp_path / "comparison.csv").open() as fh:
+        row = next(r for r in csv.DictReader(fh) if r["rank"] == "4")
+    expected = {
+        "test/rouge1": "0.1235",
+        "test/loss": "12.5000",
+        "zero_shot/rouge1": "0.0500",
+        "trainable": "1,234,567",
+        "total_params": "987,654,321",
+        "trainable_pct": "0.12",
+        "train_s": "2.0",
+        "peak_rss_mb": "900",
+        "lr": "0.003",
+    }
+    assert {k: row[k] for k in expected} == expected
+    markdown, page = (tmp_path / "comparison.md").read_text(), (tmp_path / "comparison.html").read_text()
+    for text in [*expected.values(), "0.0001"]:
+        assert f"| {text} |" in markdown and f">{text}</td>" in page, text
+
+
+# --- where it wrote -------------------------------------------------------------------------------
+
+
+def test_compare_ends_by_printing_the_three_paths(
+    sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.chdir(tmp_path)
+    compare.main([str(sweep), "--out", "report"])
+    assert capsys.readouterr().out.splitlines()[-3:] == [
+        "report/comparison.md",
+        "report/comparison.csv",
+        "report/comparison.html",
+    ]
+    elsewhere = tmp_path.parent / f"{tmp_path.name}_elsewhere"
+    compare.main([str(sweep), "--out", str(elsewhere)])
+    assert capsys.readouterr().out.splitlines()[-1] == str(elsewhere.resolve() / "comparison.html")

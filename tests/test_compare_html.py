@@ -76,3 +76,38 @@ def test_headless_chromium_renders_tables_and_plots_offline(report_page: Path, t
     assert (pixels.min(axis=2) < 128).mean() > 0.005, "text and lines drawn"
     blue = (np.abs(pixels - PLOT_BLUE).max(axis=2) <= 8).sum()
     assert blue > 500, f"the embedded plots are drawn ({blue} pixels of matplotlib's blue)"
+
+
+# Measures the laid-out page from inside a copy of it: the report itself carries no script.
+PROBE = (
+    "<script>const root = document.documentElement;"
+    "const tables = [...document.querySelectorAll('table')].map(t => t.scrollWidth);"
+    "document.body.insertAdjacentHTML('beforeend', `<pre id='probe'>${root.scrollWidth} ${root.clientWidth} "
+    "${Math.max(...tables)}</pre>`);</script>"
+)
+
+
+@pytest.mark.skipif(BROWSER is None, reason="no Chromium: apt-get install chromium (Debian) to run this test")
+def test_wide_tables_scroll_in_their_box_and_the_page_stays_the_window_width(report_page: Path, tmp_path: Path):
+    probe = tmp_path / "probe.html"
+    probe.write_text(report_page.read_text().replace("</body>", PROBE + "</body>"))
+    dom = subprocess.run(
+        [
+            BROWSER,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--proxy-server=127.0.0.1:9",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=800,600",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    page_width, window_width, widest_table = map(int, re.search(r"<pre id=\"probe\">(\d+) (\d+) (\d+)<", dom).groups())
+    assert widest_table > window_width, "the fixture has a table wider than the window (else this proves nothing)"
+    assert page_width <= window_width, f"the page is {page_width}px wide in a {window_width}px window"

@@ -1,0 +1,93 @@
+"""Compare finished runs:  python -m research.compare <sweep or run dirs ...> [--out DIR] [--metric KEY]
+
+Reads every run.json under the given folders (recursively) and writes comparison.md, comparison.csv and
+comparison.html (tables + plots embedded as base64 PNG: it opens offline, no CDN) into --out (default:
+the first folder). Runs that differ only by seed are one *config*: reported as mean and std over seeds;
+every config key that differs between runs gets a column. run.json is the only input, so runs of
+different sweeps, launches and machines compare alike; an unreadable one is listed and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from research.compare.columns import hyper_columns
+from research.compare.plots import make_plots, pareto_front
+from research.compare.records import Unreadable, latest_per_config, load_records, read_runs
+from research.compare.report import Report, markdown_table, report_paths, write_report
+from research.compare.rows import (
+    FIXED_COLUMNS,
+    choose_metric,
+    constant_metric_note,
+    failed_row,
+    group_by_config,
+    group_row,
+    lower_is_better,
+    reading_order,
+    run_row,
+)
+from research.tracking.record import RUN_FILE
+
+__all__ = ["Report", "build_report", "compare", "load_records", "lower_is_better", "main", "pareto_front", "read_runs"]
+
+
+def build_report(
+    records: list[dict[str, Any]], metric: str | None = None, unreadable: Iterable[Unreadable] = ()
+) -> Report:
+    records = latest_per_config(records)
+    completed = [r for r in records if r["status"] == "completed"]
+    metric = metric or choose_metric(completed)
+    hypers = hyper_columns([r["config"] for r in records], taken=FIXED_COLUMNS)
+    order = partial(reading_order, hypers=hypers)
+    groups = sorted((group_row(g, metric, hypers) for g in group_by_config(completed)), key=order)
+    return Report(
+        metric=metric,
+        runs=sorted((run_row(r, metric, hypers) for r in completed), key=order),
+        groups=groups,
+        failed=[failed_row(r, hypers) for r in records if r["status"] != "completed"],
+        plots=make_plots(groups, metric, hypers),
+        hypers=hypers,
+        unreadable=list(unreadable),
+        note=constant_metric_note(completed, metric),
+    )
+
+
+def compare(dirs: list[Path], out: Path | None = None, metric: str | None = None) -> Report:
+    if missing := [str(d) for d in dirs if not Path(d).is_dir()]:
+        raise SystemExit(f"research.compare: no such folder: {', '.join(missing)}")
+    records, unreadable = read_runs(dirs)
+    if not records and not unreadable:
+        raise SystemExit(f"research.compare: no {RUN_FILE} under {', '.join(map(str, dirs))}")
+    report = build_report(records, metric, unreadable)
+    try:
+        write_report(report, out or dirs[0])
+    except OSError as err:
+        raise SystemExit(f"research.compare: cannot write the report to {out or dirs[0]}: {err}") from None
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m research.compare", description=__doc__.splitlines()[0])
+    parser.add_argument("dirs", nargs="+", type=Path, help="sweep or run folders, searched recursively")
+    parser.add_argument("--out", type=Path, help="where the three files go (default: the first folder)")
+    parser.add_argument("--metric", help="headline metric key, e.g. test/rougeL (default: by task)")
+    args = parser.parse_args(argv)
+    report = compare(args.dirs, args.out, args.metric)
+    print(markdown_table(report.sections()[0][1]))
+    counts = f"{len(report.runs)} completed, {len(report.failed)} failed/unfinished"
+    print(counts + (f", {len(report.unreadable)} unreadable (skipped)" if report.unreadable else ""))
+    if report.note:
+        print(f"note: {report.note}")
+    print("wrote:")
+    for path in report_paths(args.out or args.dirs[0]):
+        print(shown(path))
+
+
+def shown(path: Path) -> str:
+    """The path relative to the working directory when it is under it, else absolute."""
+    path = path.resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
