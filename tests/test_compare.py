@@ -112,8 +112,8 @@ def sweep(tmp_path: Path) -> Path:
 def test_runs_that_differ_only_by_seed_are_one_config(sweep: Path):
     report = compare.build_report(compare.load_records([sweep]))
     assert report.metric == "test/rouge1"
-    assert sorted((r["rank"], r["seed"]) for r in report.runs) == [(8, 1), (8, 2), (8, 3), (16, 1)]
-    by_rank = {g["rank"]: g for g in report.groups}
+    assert sorted((r["peft_config.r"], r["seed"]) for r in report.runs) == [(8, 1), (8, 2), (8, 3), (16, 1)]
+    by_rank = {g["peft_config.r"]: g for g in report.groups}
     assert by_rank[8]["seeds"] == 3
     assert by_rank[8]["test/rouge1 mean"] == pytest.approx(0.4)
     assert by_rank[8]["test/rouge1 std"] == pytest.approx(0.2), "sample standard deviation over seeds"
@@ -160,7 +160,7 @@ def test_cli_writes_three_self_contained_files(sweep: Path, tmp_path: Path):
     images = re.findall(r"<img alt='([^']+)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'>", page)
     assert [title for title, _ in images] == [
         "Metric vs trainable parameters",
-        "Metric vs lora rank",  # ranks 8 and 16 differ
+        "Metric vs lora peft_config.r",  # ranks 8 and 16 differ
         "Peak memory and train time",  # no model-size plot: every run has the same total
     ]
     assert all(len(png) > 1000 for _, png in images)
@@ -218,7 +218,7 @@ def test_an_unreadable_record_is_reported_once_and_skipped(
     sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], corruption: str
 ):
     corrupt, problem = CORRUPTIONS[corruption]
-    bad = write_run(sweep, "corrupt", "method.rank=32", metrics={"test/rouge1": 0.9}) / "run.json"
+    bad = write_run(sweep, "corrupt", "method.peft_config.r=32", metrics={"test/rouge1": 0.9}) / "run.json"
     corrupt(bad)
     out = tmp_path / "report"
     compare.main([str(sweep), str(sweep / "corrupt"), "--out", str(out)])  # found twice, reported once
@@ -329,14 +329,14 @@ def test_a_numeric_method_hyperparameter_that_varies_gets_a_plot_whatever_its_ke
 def test_zero_shot_is_a_dashed_reference_line_on_the_metric_plots(tmp_path: Path):
     for rank, zero_shot in ((8, 0.1), (16, 0.3)):
         metrics = {"test/rouge1": 0.5, "zero_shot/rouge1": zero_shot, "test/loss": 1.0 / rank}
-        write_run(tmp_path, f"r{rank}", f"method.rank={rank}", metrics=metrics, trainable=rank * 100)
+        write_run(tmp_path, f"r{rank}", f"method.peft_config.r={rank}", metrics=metrics, trainable=rank * 100)
     report = compare.build_report(compare.load_records([tmp_path]))
     assert plots.zero_shot_lines(report.groups) == {"zero-shot": pytest.approx(0.2)}, "mean of the runs"
 
     names = [h.name for h in report.hypers]
     figures = [
         plots.plot_tradeoff(report.groups, report.metric, names),
-        plots.plot_by(report.groups, "rank", report.metric, "lora rank", lambda r: "lora", ticks_at_values=True),
+        plots.plot_by(report.groups, "peft_config.r", report.metric, "lora rank", lambda r: "lora", ticks_at_values=True),
     ]
     for figure in figures:
         (line,) = [ln for ln in figure.axes[0].get_lines() if ln.get_label() == "zero-shot"]
@@ -360,7 +360,7 @@ def test_each_base_model_has_its_own_zero_shot_line(tmp_path: Path):
 
 def test_a_headline_equal_for_every_run_is_called_out_with_a_metric_that_differs(tmp_path: Path):
     for rank, loss in ((8, 2.5), (16, 2.1)):
-        write_run(tmp_path, f"r{rank}", f"method.rank={rank}", metrics={"test/rouge1": 0.0, "test/loss": loss})
+        write_run(tmp_path, f"r{rank}", f"method.peft_config.r={rank}", metrics={"test/rouge1": 0.0, "test/loss": loss})
     compare.main([str(tmp_path)])
     expected = "test/rouge1 is 0.0000 for every run: it does not rank them; test/loss differs (--metric test/loss)."
     assert expected in (tmp_path / "comparison.md").read_text()
@@ -370,7 +370,7 @@ def test_a_headline_equal_for_every_run_is_called_out_with_a_metric_that_differs
 def test_the_metric_named_instead_is_one_that_differs(tmp_path: Path):
     for rank, bleu in ((8, 0.1), (16, 0.2)):
         metrics = {"test/rouge1": 0.3, "test/loss": 2.0, "zero_shot/loss": float(rank), "test/bleu": bleu}
-        write_run(tmp_path, f"r{rank}", f"method.rank={rank}", metrics=metrics)
+        write_run(tmp_path, f"r{rank}", f"method.peft_config.r={rank}", metrics=metrics)
     records = compare.load_records([tmp_path])
     assert compare.build_report(records).note.endswith("test/bleu differs (--metric test/bleu).")
     assert compare.build_report(records, metric="test/bleu").note is None
@@ -379,13 +379,14 @@ def test_the_metric_named_instead_is_one_that_differs(tmp_path: Path):
 # --- one number format ----------------------------------------------------------------------------
 
 
-def test_md_csv_and_html_write_every_number_alike(tmp_path: Path):
+def test_md_and_html_write_every_number_alike_and_csv_keeps_raw_values(tmp_path: Path):
     metrics = {"test/rouge1": 0.123456, "test/loss": 12.5, "zero_shot/rouge1": 0.05}
-    write_run(tmp_path, "a", "method.rank=4", metrics=metrics, trainable=1_234_567, total=987_654_321)
+    write_run(tmp_path, "a", "method.peft_config.r=4", metrics=metrics, trainable=1_234_567, total=987_654_321)
     write_run(tmp_path, "b", "method.lr=0.0001", metrics=metrics, trainable=1_234_567, total=987_654_321)
     compare.main([str(tmp_path)])
     with (tmp_path / "comparison.csv").open() as fh:
-        row = next(r for r in csv.DictReader(fh) if r["rank"] == "4")
+        row = next(r for r in csv.DictReader(fh) if r["peft_config.r"] == "4")
+    assert (row["test/rouge1"], row["trainable"]) == ("0.123456", "1234567")
     expected = {
         "test/rouge1": "0.1235",
         "test/loss": "12.5000",
@@ -395,9 +396,8 @@ def test_md_csv_and_html_write_every_number_alike(tmp_path: Path):
         "trainable_pct": "0.12",
         "train_s": "2.0",
         "peak_rss_mb": "900",
-        "lr": "0.003",
+        "method.lr": "0.003",
     }
-    assert {k: row[k] for k in expected} == expected
     markdown, page = (tmp_path / "comparison.md").read_text(), (tmp_path / "comparison.html").read_text()
     for text in [*expected.values(), "0.0001"]:
         assert f"| {text} |" in markdown and f">{text}</td>" in page, text

@@ -41,7 +41,7 @@ def test_sweep_with_a_raising_and_a_killed_job_relaunches_only_the_missing_ones(
     assert resumed["artifacts"]["resumed_from"] == str(first / "2_lora" / "checkpoints" / "last.ckpt")
 
     report = compare.build_report(compare.load_records([tmp_path / "multiruns"]))
-    assert sorted(r["rank"] for r in report.runs) == [4, 8]  # each config once, no duplicate, none lost
+    assert sorted(r["peft_config.r"] for r in report.runs) == [4, 8]  # each config once, no duplicate, none lost
     assert {r["run_dir"] for r in report.runs} == {str(first / "1_lora"), str(second / "2_lora")}
     assert [(r["status"], r["run_dir"]) for r in report.failed] == [("failed", str(second / "0_lora"))]
 

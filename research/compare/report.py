@@ -86,14 +86,14 @@ def write_markdown(report: Report, path: Path) -> None:
 
 
 def write_csv(report: Report, path: Path) -> None:
-    """One row per run (completed first, then failed/unfinished), columns the union of both tables, cells
-    written as in the md and html (counts with thousands separators: pandas reads them with thousands=",")."""
+    """One row per run (completed first, then failed/unfinished), columns the union of both tables. Raw
+    values at full precision: the csv is for other tools (pandas, a spreadsheet); md and html are for reading."""
     rows = report.runs + report.failed
     cols = list(dict.fromkeys(c for r in rows for c in r))
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=cols)
         writer.writeheader()
-        writer.writerows({c: format_value(c, r.get(c)) for c in cols} for r in rows)
+        writer.writerows({c: r.get(c) for c in cols} for r in rows)
 
 
 # --- html -----------------------------------------------------------------------------------------
