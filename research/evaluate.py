@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from peft import PeftModel, set_peft_model_state_dict
 from safetensors.torch import load_file
 
+from research.configs import config_dir
 from research.methods.base import FineTuneModule, count_parameters
 from research.tracking import RunRecord, memory, read_record
 from research.tracking.summary import run_table
@@ -77,7 +78,7 @@ def load_weights(module: FineTuneModule, directory: Path) -> None:
         raise ValueError(f"{directory}: tensors that this model does not have, e.g. {sorted(unexpected)[:5]}")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

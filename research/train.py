@@ -26,10 +26,10 @@ from pytorch_lightning.utilities import rank_zero_only
 from research import forgetting, soft_prompt
 from research.callbacks import EpochSeed, RecordProgress
 from research.checks import check_precision, check_resume, check_strategy, check_writable
+from research.configs import config_dir
 from research.data import DataModule
 from research.methods.base import FineTuneModule, count_parameters
 from research.models import ModelSpec, build_model, build_tokenizer
-from research.sweeps import SweepsSearchPath  # noqa: F401  registering it puts sweeps/ on the config path
 from research.tracking import RunRecord, memory, relaunch
 from research.tracking.loggers import closing_wandb, start_loggers
 from research.tracking.summary import run_table
@@ -191,7 +191,7 @@ def _write_examples(run_dir: Path, examples: dict[str, list[dict]], loggers: lis
             lg.log_text(key="examples", columns=["stage", "prediction", "references"], data=rows)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """One job; in a multirun it is skipped when already completed and a failure does not end the sweep.
     Returns `optimized_metric` (default test/loss) for sweepers such as Optuna."""
