@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from research.analyses import ExamplePredictions
+from research.configs import config_dir
 from research.methods.base import count_parameters
 from research.runs import WEIGHTS, run_config
 from research.tracking import RunRecord, memory
@@ -63,7 +64,7 @@ def with_run_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     return cfg
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

@@ -26,13 +26,13 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from research.callbacks import EpochSeed, RecordProgress
 from research.checks import check_precision, check_resume, check_strategy, check_writable
+from research.configs import config_dir
 from research.data import DataModule, check_num_labels
 from research.loop import FineTuneModule
 from research.methods.base import Context, Method, count_parameters
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base
 from research.optim import check_optimizer, check_scheduler
-from research.sweeps import SweepsSearchPath  # noqa: F401  registering it puts sweeps/ on the config path
 from research.tracking import RunRecord, memory, relaunch
 from research.tracking.loggers import closing_wandb, start_loggers
 from research.tracking.summary import run_table
@@ -210,7 +210,7 @@ def _dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """One job; in a multirun it is skipped when already completed and a failure does not end the sweep.
     Returns `optimized_metric` (default test/loss) for sweepers such as Optuna."""

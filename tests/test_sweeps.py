@@ -18,10 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import LogUniformDistribution
 
 from research import compare
-from research.sweeps import SWEEPS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+SWEEPS_DIR = ROOT / "sweeps"
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 EXPECTED = {  # sweep -> its jobs, each the overrides Hydra gives it
     "lora_rank": [[f"method.peft_config.r={r}"] for r in (1, 2, 4, 8, 16, 32, 64)],
@@ -59,6 +59,19 @@ def test_every_sweep_file_is_tested():
     assert sorted(p.stem for p in (SWEEPS_DIR / "sweep").glob("*.yaml")) == sorted(
         [*EXPECTED, "model_size", "lr_search"]
     )
+
+
+def test_the_sweep_group_of_conf_is_sweeps_sweep():
+    """conf/sweep links to sweeps/sweep: a plain group of conf/, so it needs no search-path entry."""
+    assert (CONF / "sweep").resolve() == (SWEEPS_DIR / "sweep").resolve()
+
+
+@pytest.mark.parametrize("primary", ["train", "evaluate"])
+def test_every_primary_config_has_the_sweep_group(primary: str):
+    """evaluate.yaml extends train.yaml, where Hydra would refuse a `hydra.searchpath`: both see sweep= anyway."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(primary, overrides=["sweep=seeds"], return_hydra_config=True)
+    assert cfg.hydra.mode == RunMode.MULTIRUN and expand(cfg) == EXPECTED["seeds"]
 
 
 @pytest.mark.parametrize("name", EXPECTED)

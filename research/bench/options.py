@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-import research
+from research.configs import config_dir
 
-CONF = Path(research.__file__).resolve().parents[1] / "conf"
+CONF = config_dir()
 METHODS = ("full", "selective", "lora", "qlora", "adapter", "prompt_tuning")
 BASELINES = ("manual", "hf")
 

@@ -1,0 +1,24 @@
+"""Where the Hydra configs are, in a source checkout and in the installed wheel alike.
+
+The repository keeps conf/ at its top level, next to research/; the wheel carries the same files as
+research/conf/ (pyproject.toml maps the package `research.conf` to conf/). The `sweep` group is part of
+conf/ (conf/sweep links to sweeps/sweep; the wheel holds copies), so every primary config (train.yaml,
+evaluate.yaml) and every compose() call sees it without a search-path plugin or `hydra.searchpath`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def config_dir() -> Path:
+    """The absolute conf/ folder: research/conf/ when installed from the wheel, else the checkout's conf/.
+
+    Absolute, because Hydra turns a relative `config_path` into `pkg://...` when the entry point runs as
+    an imported module (a console script), and conf/ is not a package in a source checkout."""
+    for candidate in (PACKAGE / "conf", PACKAGE.parent / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"no conf/train.yaml in {PACKAGE} or next to it: a broken install of peftlab")
