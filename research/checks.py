@@ -13,7 +13,6 @@ from research.models.architectures import ARCHITECTURES
 from research.tracking.record import VOLATILE_KEYS, config_hash, read_record
 
 
-
 def check_precision(cfg: DictConfig) -> None:
     accelerator, precision = str(cfg.trainer.accelerator), str(cfg.trainer.precision)
     cuda = torch.cuda.is_available()

@@ -28,7 +28,9 @@ def parse(argv: list[str]) -> tuple[Path, Path, list[str]]:
     missing = [k for k in ("run_dir", "out") if not args.get(k)]
     bad = [a for a in overrides if "=" not in a]
     if missing or bad:
-        raise SystemExit(f"usage: peftlab merge run_dir=<run folder> out=<new folder> [key=value ...]; missing {missing}")
+        raise SystemExit(
+            f"usage: peftlab merge run_dir=<run folder> out=<new folder> [key=value ...]; missing {missing}"
+        )
     return Path(args["run_dir"]), Path(args["out"]), overrides
 
 

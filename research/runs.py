@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerBase
 
 from research.methods.base import Context, Method
 from research.models import ModelSpec, build_tokenizer
-from research.models.loading import build_base
+from research.models.loading import build_base, fingerprint
 from research.tracking import read_record
 
 WEIGHTS = "weights"
@@ -46,6 +46,21 @@ def run_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
     return cfg
 
 
+def check_same_base(run_dir: Path, found: str, spec: ModelSpec) -> None:
+    """Weights fit only the base they were trained on: refuse another one (another size, architecture,
+    random seed, or a moved checkpoint that is not the same), naming both."""
+    record = read_record(run_dir) or {}
+    trained_on = record.get("artifacts", {}).get("base_fingerprint")
+    if trained_on and trained_on != found:
+        model = record.get("config", {}).get("model", {})
+        raise ValueError(
+            f"the weights in {run_dir / WEIGHTS} were trained on another base: model {model.get('name')!r} "
+            f"({model.get('name_or_path') or 'built from config'}, seed {record.get('seed')}, fingerprint "
+            f"{trained_on}); this base is model {spec.name!r} ({spec.name_or_path or 'built from config'}, "
+            f"fingerprint {found}). Load them onto the base they were trained on."
+        )
+
+
 def load_run(run_dir: Path, overrides: Sequence[str] = ()) -> LoadedRun:
     from hydra.utils import instantiate
 
@@ -54,5 +69,6 @@ def load_run(run_dir: Path, overrides: Sequence[str] = ()) -> LoadedRun:
     method: Method = instantiate(cfg.method)
     tokenizer = build_tokenizer(spec)
     base = build_base(spec, tokenizer, method, seed=cfg.seed)
+    check_same_base(run_dir, fingerprint(base), spec)
     model = method.load(base, run_dir / WEIGHTS, Context(spec.task, tokenizer))
     return LoadedRun(cfg, spec, method, tokenizer, model)

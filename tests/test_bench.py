@@ -12,7 +12,7 @@ import pytest
 from research.bench.__main__ import main
 from research.bench.options import Options
 from research.bench.padding import padding_share
-from research.train import build
+from research.pipeline import build
 from tests.conftest import compose_cfg, small
 
 

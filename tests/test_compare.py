@@ -336,7 +336,9 @@ def test_zero_shot_is_a_dashed_reference_line_on_the_metric_plots(tmp_path: Path
     names = [h.name for h in report.hypers]
     figures = [
         plots.plot_tradeoff(report.groups, report.metric, names),
-        plots.plot_by(report.groups, "peft_config.r", report.metric, "lora rank", lambda r: "lora", ticks_at_values=True),
+        plots.plot_by(
+            report.groups, "peft_config.r", report.metric, "lora rank", lambda r: "lora", ticks_at_values=True
+        ),
     ]
     for figure in figures:
         (line,) = [ln for ln in figure.axes[0].get_lines() if ln.get_label() == "zero-shot"]

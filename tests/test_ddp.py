@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from research.checks import check_strategy
-from research.train import train
+from research.pipeline import train
 from tests.conftest import ROOT, compose_cfg
 
 # Evaluation batches of one example: the loss is then a plain mean over examples, however they are split.

@@ -8,9 +8,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from research.evaluate import evaluate
+from research.pipeline import evaluate, train
 from research.tracking import read_record
-from research.train import train
 from tests.conftest import CONF, compose_cfg, small
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from research.train import build
+from research.pipeline import build
 from tests.conftest import compose_cfg, small
 
 

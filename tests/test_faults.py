@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from research import compare
+from research.pipeline import train
 from research.tracking.record import read_record
-from research.train import train
 from tests.conftest import compose_cfg, small
 from tests.test_resume import kill_after_first_checkpoint, start_cli
 from tests.test_train import run_cli

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from research.analyses import ForgettingProbe, forgetting
-from research.train import build, train
+from research.pipeline import build, train
 from tests.conftest import compose_cfg, small
 from tests.test_methods import fit_on_one_batch
 

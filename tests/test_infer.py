@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from research.infer import adapter_bytes, generate_mixed, serve
-from research.train import build
+from research.pipeline import build
 from tests.conftest import compose_cfg
 from tests.test_lifecycle import LORA_OVERRIDES, load_fresh, logits, plain_base
 from tests.test_methods import fit_on_one_batch

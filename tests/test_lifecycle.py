@@ -19,11 +19,13 @@ from research.methods.base import Context, MergeRefused
 from research.methods.quantization import is_4bit
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base
-from research.train import build
+from research.pipeline import build
 from tests.conftest import compose_cfg, small
 from tests.test_methods import fit_on_one_batch
 
-LORA_OVERRIDES = small("model=tiny_llama", "method=lora", "scheduler.warmup_ratio=0", "method.peft_config.lora_dropout=0")
+LORA_OVERRIDES = small(
+    "model=tiny_llama", "method=lora", "scheduler.warmup_ratio=0", "method.peft_config.lora_dropout=0"
+)
 
 
 def trained_module(tmp_path: Path, overrides: list[str] = LORA_OVERRIDES) -> tuple[pl.LightningModule, dict, Path]:
@@ -116,7 +118,9 @@ def test_prompt_tuning_merge_is_refused_by_name():
 
 
 def test_qlora_save_load_and_merge_into_the_dequantized_base(tmp_path: Path):
-    overrides = small("model=tiny_llama", "method=qlora", "scheduler.warmup_ratio=0", "method.peft_config.lora_dropout=0")
+    overrides = small(
+        "model=tiny_llama", "method=qlora", "scheduler.warmup_ratio=0", "method.peft_config.lora_dropout=0"
+    )
     module, batch, weights = trained_module(tmp_path, overrides)
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in weights.iterdir()}
     out = logits(module.model, batch)

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from research.train import build
+from research.pipeline import build
 from tests.conftest import compose_cfg, small
 
 # Tiny architectures from conf/model/tiny_*.yaml.

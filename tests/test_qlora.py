@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from hydra.utils import instantiate
 
 from research.methods.base import count_parameters
 from research.optim import check_optimizer
-from research.train import build, train
+from research.pipeline import build, train
 from tests.conftest import compose_cfg, small
 from tests.test_methods import fit_on_one_batch, loss_on
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from research.train import train
+from research.pipeline import train
 from tests.conftest import compose_cfg, small
 from tests.test_train import FAST, run_cli
 

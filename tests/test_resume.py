@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from research.pipeline import train
 from research.tracking.record import read_record
-from research.train import train
 from tests.conftest import ROOT, compose_cfg, small
 from tests.test_train import run_cli
 

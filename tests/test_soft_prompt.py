@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from research.analyses.soft_prompt import soft_prompt_neighbors
-from research.train import build, train
+from research.pipeline import build, train
 from tests.conftest import compose_cfg, small
 
 INIT_TEXT = "Summarize the following conversation."
@@ -18,7 +18,9 @@ INIT_TEXT = "Summarize the following conversation."
 
 @pytest.mark.parametrize("model", ["tiny_llama", "tiny_t5"])
 def test_untrained_text_init_is_its_own_nearest_neighbour(model: str):
-    module, _ = build(compose_cfg(*small(f"model={model}", "method=prompt_tuning", "method.peft_config.num_virtual_tokens=12")))
+    module, _ = build(
+        compose_cfg(*small(f"model={model}", "method=prompt_tuning", "method.peft_config.num_virtual_tokens=12"))
+    )
     rows = soft_prompt_neighbors(module.model, module.tokenizer, k=3)
 
     init_ids = module.tokenizer(INIT_TEXT, add_special_tokens=False)["input_ids"]

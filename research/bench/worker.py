@@ -81,7 +81,7 @@ def padding_job(opts: Options, method: str) -> dict:
 
 
 def _build(cfg: DictConfig):
-    from research.train import build  # imported here: it pulls in every logger and the sweep plugins
+    from research.pipeline import build  # imported here: it pulls in every logger and the sweep plugins
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     return build(cfg)

@@ -30,7 +30,7 @@ from peft import PeftConfig, PeftModel, get_peft_model, prepare_model_for_kbit_t
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from research.methods.base import Context, MergeRefused, Method, classifier_heads, positive
+from research.methods.base import Context, MergeRefused, Method, classifier_heads
 from research.methods.quantization import Quantization, is_4bit, keep_trainable_layout, quantize
 from research.tasks import Task
 
@@ -41,9 +41,6 @@ UNSUPPORTED = {
     "MULTITASK_PROMPT_TUNING": "it needs a task id per example, which the framework's batches do not carry",
     "ADAPTION_PROMPT": "peft supports it for a few decoder-only families only, and not for generation here",
 }
-# Ranges of the numeric fields peft tuners share, checked before the model loads (peft checks few of them).
-POSITIVE = ("r", "lora_alpha", "alpha", "num_virtual_tokens", "init_r", "target_r", "deltaT", "oft_block_size")
-PROBABILITIES = ("lora_dropout", "rank_dropout", "module_dropout", "vera_dropout")
 WEIGHT_REWRITING_INITS = ("pissa", "olora")  # prefixes of init_lora_weights values that change the base
 
 
@@ -78,7 +75,6 @@ class PeftMethod(Method):
             config = self.make_config(**kwargs)
         except (TypeError, ValueError) as err:
             raise ValueError(f"method.peft_config ({self.make_config.func.__name__}): {err}") from None
-        check_ranges(config)
         if config.peft_type.value in UNSUPPORTED:
             kind = config.peft_type.value
             raise ValueError(f"method.peft_config: {kind} is not supported: {UNSUPPORTED[kind]}")
@@ -210,17 +206,6 @@ def _merge_dequantized(model: PeftModel) -> PreTrainedModel:
         saved = Path(tmp) if name == "default" else Path(tmp) / name  # peft's layout for named adapters
         base = model.unload().dequantize()
         return PeftModel.from_pretrained(base, str(saved)).merge_and_unload()
-
-
-def check_ranges(config: PeftConfig) -> None:
-    for field in POSITIVE:
-        value = getattr(config, field, None)
-        if value is not None and not (field in ("r", "oft_block_size") and value == 0 and config.peft_type.value == "OFT"):
-            positive(f"method.peft_config.{field}", value)
-    for field in PROBABILITIES:
-        value = getattr(config, field, None)
-        if value is not None and not (isinstance(value, int | float) and 0 <= value < 1):
-            raise ValueError(f"method.peft_config.{field}={value!r} must be in [0, 1)")
 
 
 def check_target_modules(model: nn.Module, targets: list[str] | str | None) -> None:

@@ -7,8 +7,10 @@ weights (offline; real-scale parameter counts and benchmarks); otherwise weights
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -61,8 +63,44 @@ class ModelSpec:
             raise ValueError(f"model.tokenizer={self.tokenizer!r}; allowed: null (from name_or_path) or 'byte'")
         if self.pretrained and not self.name_or_path:
             raise ValueError("model.pretrained=true needs model.name_or_path (a hub id or a local directory)")
+        if self.pretrained:
+            check_local_source(self)
         if self.task is Task.CLASSIFICATION and not self.num_labels:
             raise ValueError("model.num_labels must be set (>= 2) for task=classification")
+
+
+def check_local_source(spec: ModelSpec) -> None:
+    """A local folder is checked before anything loads, so the error names the real cause (transformers'
+    own errors talk of repo ids, or of a missing sentencepiece, for a folder that lacks config.json)."""
+    path = Path(spec.name_or_path).expanduser()
+    local = path.exists() or spec.name_or_path.startswith((".", "/", "~")) or spec.name_or_path.count("/") > 1
+    if not local:
+        return  # a hub id: loaded (or reported unreachable) by transformers
+    if not path.is_dir():
+        raise FileNotFoundError(f"model.name_or_path={spec.name_or_path!r} does not exist (looked in {path.resolve()})")
+    if spec.gguf_file:
+        if not (path / spec.gguf_file).is_file():
+            present = sorted(p.name for p in path.glob("*.gguf")) or "none"
+            raise FileNotFoundError(
+                f"model.gguf_file={spec.gguf_file!r} is not in {path}; .gguf files there: {present}"
+            )
+    elif not (path / "config.json").is_file():
+        ggufs = sorted(p.name for p in path.glob("*.gguf"))
+        hint = f"; it holds GGUF files, name one with model.gguf_file={ggufs[0]}" if ggufs else ""
+        raise FileNotFoundError(
+            f"model.name_or_path={spec.name_or_path!r} holds no config.json: not a transformers model folder{hint}"
+        )
+
+
+def fingerprint(model: nn.Module) -> str:
+    """A short hash of the base model's architecture and weights (the first values of every tensor):
+    weights trained on one base are refused on another (another size, architecture or random seed),
+    which would otherwise load without a word and give wrong outputs."""
+    digest = hashlib.sha256(type(model).__name__.encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().flatten()[:8].to(torch.float64).cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def build_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from research.train import build, train
+from research.pipeline import build, train
 from tests.conftest import ASSETS, compose_cfg
 
 SMOLLM2 = ASSETS / "models" / "smollm2-135m-instruct-gguf"

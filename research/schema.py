@@ -1,0 +1,134 @@
+"""The type and range of every framework-level config field, in one table, checked on the composed config
+before anything heavy is imported or loaded: a wrong value fails in a second, naming the field and what is
+allowed. Method-specific choices (an adapter's variant, a selective mode) are checked by the method itself
+when it is built, still before the model loads.
+
+`*` in a name matches one key, so `method.peft_config.*dropout` covers every peft tuner's dropout fields."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: str  # "int" | "number"
+    low: float | None = None
+    low_open: bool = False  # True: low itself is not allowed (> low), else >= low
+    high: float | None = None  # always open: < high
+    nullable: bool = False
+
+    def allowed(self) -> str:
+        text = "an integer" if self.kind == "int" else "a finite number"
+        if self.low is not None:
+            text += f" {'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            text += f" and < {self.high:g}"
+        return text + (" (or null)" if self.nullable else "")
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.nullable
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.kind == "int" and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or value < self.high
+
+
+def positive(kind: str = "number", nullable: bool = False) -> Field:
+    return Field(kind, low=0, low_open=True, nullable=nullable)
+
+
+def at_least(low: float, kind: str = "int", nullable: bool = False) -> Field:
+    return Field(kind, low=low, nullable=nullable)
+
+
+PROBABILITY = Field("number", low=0, high=1)
+SECTIONS = ("seed", "method", "optimizer", "scheduler", "trainer", "generation", "data")
+
+FIELDS: dict[str, Field] = {
+    "seed": at_least(0),
+    "method.lr": positive(),
+    "method.peft_config.r": positive("int"),  # OFT's r=0 means "derived from oft_block_size": see below
+    "method.peft_config.lora_alpha": positive(),
+    "method.peft_config.alpha": positive(),
+    "method.peft_config.num_virtual_tokens": positive("int"),
+    "method.peft_config.init_r": positive("int"),
+    "method.peft_config.target_r": positive("int"),
+    "method.peft_config.*dropout": PROBABILITY,
+    "method.bottleneck_size": positive("int", nullable=True),
+    "method.reduction_factor": positive("int", nullable=True),
+    "method.top_k": positive("int", nullable=True),
+    "optimizer.weight_decay": at_least(0, "number"),
+    "optimizer.eps": positive(),
+    "optimizer.betas.*": PROBABILITY,
+    "scheduler.warmup_ratio": PROBABILITY,
+    "scheduler.warmup_steps": at_least(0, nullable=True),
+    "trainer.max_epochs": at_least(-1, nullable=True),
+    "trainer.max_steps": at_least(-1),
+    "trainer.accumulate_grad_batches": positive("int"),
+    "trainer.gradient_clip_val": at_least(0, "number", nullable=True),
+    "trainer.log_every_n_steps": positive("int"),
+    "trainer.check_val_every_n_epoch": positive("int", nullable=True),
+    "generation.max_new_tokens": positive("int"),
+    "generation.num_beams": positive("int"),
+    "data.batch_size": positive("int"),
+    "data.eval_batch_size": positive("int"),
+    "data.max_source_length": positive("int"),
+    "data.max_target_length": positive("int"),
+    "data.num_examples": at_least(0),
+    "data.num_workers": at_least(0),
+    "data.train_limit": positive("int", nullable=True),
+    "data.eval_limit": positive("int", nullable=True),
+    "data.test_limit": positive("int", nullable=True),
+}
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in flatten(value, f"{prefix}{key}.").items()}
+    if isinstance(node, list):
+        return {k: v for i, value in enumerate(node) for k, v in flatten(value, f"{prefix}{i}.").items()}
+    return {prefix[:-1]: node}
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Every problem at once, one line each; raises ValueError when there is any."""
+    sections = {k: cfg[k] for k in SECTIONS if k in cfg}  # paths/hydra interpolate Hydra's runtime: not ours
+    values = flatten(OmegaConf.to_container(OmegaConf.create(sections), resolve=True, throw_on_missing=False))
+    if str(values.get("method.peft_config._target_", "")).endswith("OFTConfig") and values["method.peft_config.r"] == 0:
+        values.pop("method.peft_config.r")
+    problems = []
+    for name, value in values.items():
+        field = next((f for pattern, f in FIELDS.items() if fnmatch.fnmatchcase(name, pattern)), None)
+        if field and not field.accepts(value):
+            problems.append(f"{name}={value!r} must be {field.allowed()}")
+    problems += run_length_problems(cfg)
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def run_length_problems(cfg: DictConfig) -> list[str]:
+    """A run that trains must take at least one step, and end: a "completed" run that never trained is a
+    lie in every comparison."""
+    if not cfg.get("train", True) or "trainer" not in cfg:
+        return []
+    epochs, steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1)
+    if steps == 0 or (epochs == 0 and steps in (-1, None)):
+        return [f"trainer.max_epochs={epochs}, trainer.max_steps={steps} train nothing; set one > 0 (or train=false)"]
+    if epochs in (-1, None) and steps in (-1, None):
+        return ["trainer.max_epochs=-1 with trainer.max_steps=-1 never ends; set one > 0"]
+    warmup = cfg.get("scheduler", {}).get("warmup_steps")
+    if isinstance(steps, int) and steps > 0 and isinstance(warmup, int) and warmup >= steps:
+        return [f"scheduler.warmup_steps={warmup} is not shorter than the run (trainer.max_steps={steps})"]
+    return []
