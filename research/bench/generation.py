@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from research.data.collate import Collator
-from research.methods.base import FineTuneModule
+from research.loop import FineTuneModule
 
 
 def throughput(module: FineTuneModule, rows: list[dict[str, Any]], collate: Collator, new_tokens: int) -> dict:

@@ -10,6 +10,8 @@ different sweeps, launches and machines compare alike; an unreadable one is list
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
@@ -56,13 +58,16 @@ def build_report(
     )
 
 
-def compare(dirs: list[Path], out: Path | None = None, metric: str | None = None) -> Report:
+def compare(
+    dirs: list[Path], out: Path | None = None, metric: str | None = None, command: str | None = None
+) -> Report:
     if missing := [str(d) for d in dirs if not Path(d).is_dir()]:
         raise SystemExit(f"research.compare: no such folder: {', '.join(missing)}")
     records, unreadable = read_runs(dirs)
     if not records and not unreadable:
         raise SystemExit(f"research.compare: no {RUN_FILE} under {', '.join(map(str, dirs))}")
     report = build_report(records, metric, unreadable)
+    report.command = command
     try:
         write_report(report, out or dirs[0])
     except OSError as err:
@@ -76,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="where the three files go (default: the first folder)")
     parser.add_argument("--metric", help="headline metric key, e.g. test/rougeL (default: by task)")
     args = parser.parse_args(argv)
-    report = compare(args.dirs, args.out, args.metric)
+    command = "peftlab compare " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    report = compare(args.dirs, args.out, args.metric, command)
     print(markdown_table(report.sections()[0][1]))
     counts = f"{len(report.runs)} completed, {len(report.failed)} failed/unfinished"
     print(counts + (f", {len(report.unreadable)} unreadable (skipped)" if report.unreadable else ""))

@@ -26,6 +26,7 @@ class Report:
     hypers: list[Hyper] = field(default_factory=list)
     unreadable: list[Unreadable] = field(default_factory=list)
     note: str | None = None  # why the headline metric does not rank the runs, when it does not
+    command: str | None = None  # the command that wrote this report, so anyone can write it again
 
     def sections(self) -> list[tuple[str, list[Row]]]:
         sections = [
@@ -75,6 +76,8 @@ def _md_cell(column: str, value: Any) -> str:
 
 def write_markdown(report: Report, path: Path) -> None:
     parts = [f"# Comparison\n\nHeadline metric: `{report.metric}`\n"]
+    if report.command:
+        parts.append(f"Written by: `{report.command}`\n")
     if report.note:
         parts.append(f"**Note:** {report.note}\n")
     parts += [f"## {title}\n\n{markdown_table(rows)}" for title, rows in report.sections()]
@@ -126,6 +129,8 @@ def _html_cell(column: str, value: Any) -> str:
 def write_html(report: Report, path: Path) -> None:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Comparison</title><style>{STYLE}</style></head>"]
     parts.append(f"<body><h1>Comparison</h1><p>Headline metric: <code>{html.escape(report.metric)}</code></p>")
+    if report.command:
+        parts.append(f"<p>Written by: <code>{html.escape(report.command)}</code></p>")
     if report.note:
         parts.append(f"<p class='note'>{html.escape(report.note)}</p>")
     parts += [f"<h2>{html.escape(title)}</h2>{html_table(rows)}" for title, rows in report.sections()]
