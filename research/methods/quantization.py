@@ -35,9 +35,7 @@ class Quantization:
         if self.quant_type not in QUANT_TYPES:
             raise ValueError(f"method.quantization.quant_type={self.quant_type!r}; allowed: {', '.join(QUANT_TYPES)}")
         if self.compute_dtype not in DTYPES:
-            raise ValueError(
-                f"method.quantization.compute_dtype={self.compute_dtype!r}; allowed: {', '.join(DTYPES)}"
-            )
+            raise ValueError(f"method.quantization.compute_dtype={self.compute_dtype!r}; allowed: {', '.join(DTYPES)}")
         if self.compute_dtype == "float16" and not torch.cuda.is_available():
             raise ValueError("method.quantization.compute_dtype=float16 needs a GPU; on CPU use float32 or bfloat16")
 
