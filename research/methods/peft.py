@@ -26,7 +26,14 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from peft import PeftConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+from peft import (
+    PEFT_TYPE_TO_CONFIG_MAPPING,
+    AdaLoraConfig,
+    PeftConfig,
+    PeftModel,
+    get_peft_model,
+    prepare_model_for_kbit_training,
+)
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -42,6 +49,9 @@ UNSUPPORTED = {
     "ADAPTION_PROMPT": "peft supports it for a few decoder-only families only, and not for generation here",
 }
 WEIGHT_REWRITING_INITS = ("pissa", "olora")  # prefixes of init_lora_weights values that change the base
+# Run length used to check the fields when the method is built, before the run's length is known: long
+# enough for any AdaLoRA schedule (tinit + tfinal); `inject` checks the schedule against the real run.
+PLACEHOLDER_STEPS = 10**9
 
 
 class PeftMethod(Method):
@@ -57,7 +67,7 @@ class PeftMethod(Method):
         self.make_config = _plain(peft_config)
         self.init_text = init_text
         self.quantization = Quantization(**quantization) if quantization else None
-        config = self.config(Task.CAUSAL, total_steps=1)  # placeholders: checks every field now
+        config = self.config(Task.CAUSAL, total_steps=PLACEHOLDER_STEPS)  # placeholders: checks every field now
         self.has_soft_prompt = config.is_prompt_learning and config.peft_type.value == "PROMPT_TUNING"
         if init_text is not None and not self.has_soft_prompt:
             raise ValueError("method.init_text initialises a soft prompt: only prompt tuning has one")
@@ -67,6 +77,7 @@ class PeftMethod(Method):
         """The complete peft config for `task`; peft's own validation errors name our field."""
         if not callable(self.make_config):
             raise ValueError("method.peft_config must be a peft config node with `_partial_: true`")
+        refuse_unsupported(self.make_config.func)  # before its fields: another tuner's fields would fail first
         kwargs: dict[str, Any] = {"task_type": task.peft_task_type}
         fields = getattr(self.make_config.func, "__dataclass_fields__", {})
         if "total_step" in fields and self.make_config.keywords.get("total_step") is None:
@@ -74,10 +85,8 @@ class PeftMethod(Method):
         try:
             config = self.make_config(**kwargs)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"method.peft_config ({self.make_config.func.__name__}): {err}") from None
-        if config.peft_type.value in UNSUPPORTED:
-            kind = config.peft_type.value
-            raise ValueError(f"method.peft_config: {kind} is not supported: {UNSUPPORTED[kind]}")
+            run = f" (total_step={total_steps}: this run's optimizer steps)" if "total_step" in kwargs else ""
+            raise ValueError(f"method.peft_config ({self.make_config.func.__name__}): {err}{run}") from None
         targets = getattr(config, "target_modules", None)
         if targets is not None and not isinstance(targets, str) and len(targets) == 0:
             raise ValueError(
@@ -97,7 +106,10 @@ class PeftMethod(Method):
         if ctx.task is Task.CLASSIFICATION:  # peft adds classifier/score itself, not BERT's pooler
             heads = [name.split(".")[-1] for name in classifier_heads(model)]
             config.modules_to_save = sorted(set(config.modules_to_save or []) | set(heads))
-        peft_model = get_peft_model(model, config)
+        try:
+            peft_model = get_peft_model(model, config)
+        except ValueError as err:  # values peft checks only against the model, e.g. r=0
+            raise ValueError(f"method.peft_config ({type(config).__name__}): {err}") from None
         if self.has_soft_prompt and self.init_text:
             init_soft_prompt(peft_model, ctx.tokenizer, self.init_text)
         if self._rewrites_base(config):
@@ -130,6 +142,11 @@ class PeftMethod(Method):
 
     @contextmanager
     def base_model(self, model: nn.Module) -> Iterator[nn.Module]:
+        """The adapter switched off; but PiSSA/OLoRA's base weights are the residual W - B0 A0, so until
+        the first step (when the zero-shot pass and forgetting ask) their base is the model as it is."""
+        if self._initial_adapter is not None:
+            yield model
+            return
         with model.disable_adapter():
             yield model.get_base_model()
 
@@ -152,7 +169,11 @@ class PeftMethod(Method):
             base = quantize(base, self.quantization.bnb_config())
         if is_4bit(base):
             keep_trainable_layout(base)  # the kernels the run trained and was scored with: identical outputs
-        return PeftModel.from_pretrained(base, str(directory), is_trainable=False).eval()
+        # AdaLoRA's forward adds its orthogonality term to the loss of its *trainable* adapter and fails
+        # on an inference-mode one: load it trainable (the loss the run reported), then freeze it.
+        adalora = issubclass(self.make_config.func, AdaLoraConfig)
+        model = PeftModel.from_pretrained(base, str(directory), is_trainable=adalora)
+        return model.requires_grad_(False).eval()
 
     def merge(self, model: nn.Module) -> PreTrainedModel:
         """Fold the adapter into the base weights (consumes `model`, like peft's `merge_and_unload`).
@@ -172,7 +193,22 @@ class PeftMethod(Method):
         config = model.peft_config[model.active_adapter]
         keep = ("peft_type", "target_modules", "modules_to_save", "rank_pattern", "num_virtual_tokens")
         out = {k: v for k, v in dataclasses.asdict(config).items() if k in keep and v not in (None, {}, [])}
+        if config.peft_type.value == "ADALORA" and "rank_pattern" in out:  # a keep-mask per rank: its count
+            out["rank_pattern"] = {k.split(".lora_E")[0]: sum(mask) for k, mask in out["rank_pattern"].items()}
         return {k: sorted(v) if isinstance(v, set) else getattr(v, "value", v) for k, v in out.items()}
+
+
+def refuse_unsupported(config_class: Any) -> None:
+    """Only peft config classes, and only tuners this loop can drive."""
+    kinds = {cls: kind.value for kind, cls in PEFT_TYPE_TO_CONFIG_MAPPING.items()}
+    name = getattr(config_class, "__qualname__", repr(config_class))
+    if config_class not in kinds:
+        raise ValueError(
+            f"method.peft_config._target_={name} is not a peft config class; allowed: a class of "
+            "peft.PEFT_TYPE_TO_CONFIG_MAPPING, e.g. peft.LoraConfig, peft.LoKrConfig, peft.IA3Config"
+        )
+    if kinds[config_class] in UNSUPPORTED:
+        raise ValueError(f"method.peft_config._target_={name}: not supported: {UNSUPPORTED[kinds[config_class]]}")
 
 
 def _plain(partial: Any) -> Any:
