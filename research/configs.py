@@ -9,6 +9,11 @@ evaluate.yaml) and every compose() call sees it without a search-path plugin or 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -22,3 +27,14 @@ def config_dir() -> Path:
         if (candidate / "train.yaml").is_file():
             return candidate
     raise FileNotFoundError(f"no conf/train.yaml in {PACKAGE} or next to it: a broken install of peftlab")
+
+
+def build_node(node: DictConfig, **kwargs: Any) -> Any:
+    """Hydra's `instantiate`, re-raising our own validation error (or a missing file) instead of Hydra's
+    wrapper around it, so the message starts with the field name."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ValueError | OSError):
+            raise err.__cause__ from None
+        raise ValueError(f"{node.get('_target_', node)}: {err}") from None

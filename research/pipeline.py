@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.strategies import FSDPStrategy
@@ -27,6 +26,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from research.analyses import ExamplePredictions
 from research.callbacks import EpochSeed, RecordProgress
 from research.checks import check_precision, check_resume, check_strategy, check_writable
+from research.configs import build_node
 from research.data import DataModule, check_num_labels
 from research.loop import FineTuneModule
 from research.methods.base import Context, Method, count_parameters
@@ -54,7 +54,7 @@ def train(cfg: DictConfig) -> RunRecord:
     zero = is_global_zero()  # under DDP every process runs train(); only rank 0 writes run.json and files
     with record.recorded(run_dir) if zero else nullcontext(), closing_wandb():
         pl.seed_everything(cfg.seed, workers=True)
-        callbacks = [_instantiate(c) for c in (cfg.callbacks or {}).values()]
+        callbacks = [build_node(c) for c in (cfg.callbacks or {}).values()]
         module, datamodule = build(cfg, callbacks=callbacks)
         record.params = count_parameters(module.model)
         record.artifacts |= {
@@ -83,6 +83,7 @@ def train(cfg: DictConfig) -> RunRecord:
             record.timing["train_s"] = time.perf_counter() - started
             record.timing["train_tokens_per_s"] = module.tokens_seen / record.timing["train_s"]
             record.metrics |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+            record.artifacts["injected"] = module.method.describe(module.model)  # AdaLoRA's ranks moved
             with full_weights(trainer):
                 if zero:
                     weights = module.method.save(module.model, run_dir / "weights")
@@ -115,8 +116,8 @@ def build(
     check_strategy(cfg, relaunch.is_multirun())
     check_resume(cfg)
     spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
-    method: Method = _instantiate(cfg.method)
-    optimizer, scheduler = _instantiate(cfg.optimizer), _instantiate(cfg.scheduler)
+    method: Method = build_node(cfg.method)
+    optimizer, scheduler = build_node(cfg.optimizer), build_node(cfg.scheduler)
     check_optimizer(optimizer, cuda=str(cfg.trainer.accelerator) in ("gpu", "cuda"))
     check_scheduler(scheduler)
     for callback in callbacks:
@@ -124,7 +125,7 @@ def build(
             callback.preflight(spec.task, method)
     check_num_labels(cfg.data.get("label_names"), spec.num_labels)
     tokenizer = build_tokenizer(spec)
-    datamodule = _instantiate(cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template)
+    datamodule = build_node(cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template)
     datamodule.setup()
     ctx = Context(spec.task, tokenizer, total_steps=planned_steps(cfg, datamodule))
     base = build_base(spec, tokenizer, method, seed=cfg.seed)
@@ -195,17 +196,6 @@ def with_resume(cfg: DictConfig) -> DictConfig:
     cfg = cfg.copy()
     cfg.ckpt_path = str(ckpt)
     return cfg
-
-
-def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
-    """`instantiate`, re-raising our own validation error instead of Hydra's wrapper around it,
-    so the message starts with the field name."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as err:
-        if isinstance(err.__cause__, ValueError | OSError):
-            raise err.__cause__ from None
-        raise
 
 
 def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

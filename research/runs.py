@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from research.configs import build_node
 from research.methods.base import Context, Method
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base, fingerprint
@@ -62,11 +63,9 @@ def check_same_base(run_dir: Path, found: str, spec: ModelSpec) -> None:
 
 
 def load_run(run_dir: Path, overrides: Sequence[str] = ()) -> LoadedRun:
-    from hydra.utils import instantiate
-
     cfg = run_config(run_dir, overrides)
     spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
-    method: Method = instantiate(cfg.method)
+    method: Method = build_node(cfg.method)
     tokenizer = build_tokenizer(spec)
     base = build_base(spec, tokenizer, method, seed=cfg.seed)
     check_same_base(run_dir, fingerprint(base), spec)

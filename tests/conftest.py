@@ -12,6 +12,10 @@ from omegaconf import DictConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub is never needed by the unit tests
 os.environ.setdefault("WANDB_SILENT", "true")
+# Models this small run faster on one thread; on shared cores, threads that spin-wait for each other cost
+# several times more. Subprocesses (sweeps, DDP, the bench) inherit it through the environment.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,15 +73,6 @@ lr: 3.0e-02
 NORMS = 2 * 2 + 1 + 3 * 2 + 1
 SHORT = ["data.max_source_length=96", "data.max_target_length=24"]  # seconds, not minutes, on a busy CPU
 PROMPTS = ["#Person1#: Is the train late? #Person2#: Ten minutes, sorry.", "#Person1#: Hi! #Person2#: Hello."]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """As in test_peft_methods.py: one thread is faster for models this small, on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ refused, by name and reason, before any model loads."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,16 +76,6 @@ WHOLE_MODEL = {  # methods whose count is not per target layer
     ("prompt_tuning", "tiny_t5"): 2 * 20 * D,  # peft gives an encoder-decoder one prompt per stack
     ("prompt_tuning", "tiny_llama"): 20 * D,
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Models this small run faster on one thread; on shared cores, threads that spin-wait for each other
-    cost several times more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def expected_trainable(method: str, model: str) -> int:

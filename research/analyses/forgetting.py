@@ -116,7 +116,10 @@ class ForgettingProbe(pl.Callback):
     def score(self, model: nn.Module, pl_module: pl.LightningModule) -> tuple[float, int]:
         return mean_nll(model, pl_module.tokenizer, self.texts, pl_module.task, self.batch_size, self.max_length)
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Before a checkpoint is restored (a resumed run scores the fresh base too, not the restored one)."""
+        if stage != "fit":
+            return
         with pl_module.method.base_model(pl_module.model) as base:
             before, tokens = self.score(base, pl_module)
         untrained, _ = self.score(pl_module.model, pl_module)

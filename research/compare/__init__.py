@@ -58,9 +58,7 @@ def build_report(
     )
 
 
-def compare(
-    dirs: list[Path], out: Path | None = None, metric: str | None = None, command: str | None = None
-) -> Report:
+def compare(dirs: list[Path], out: Path | None = None, metric: str | None = None, command: str | None = None) -> Report:
     if missing := [str(d) for d in dirs if not Path(d).is_dir()]:
         raise SystemExit(f"research.compare: no such folder: {', '.join(missing)}")
     records, unreadable = read_runs(dirs)
