@@ -14,11 +14,10 @@ from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from research.evaluate import evaluate
 from research.infer import answer
 from research.merge import merge_run
+from research.pipeline import evaluate, train
 from research.runs import load_run
-from research.train import train
 from tests.conftest import CONF, compose_cfg, small
 
 METHOD_FILE = '''\

@@ -26,7 +26,7 @@ from research.loop import FineTuneModule
 from research.methods.base import MergeRefused
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base
-from research.train import build
+from research.pipeline import build
 from tests.conftest import compose_cfg, small
 
 MODELS = ("tiny_t5", "tiny_llama")
