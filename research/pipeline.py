@@ -115,11 +115,11 @@ def build(
     check_precision(cfg)
     check_strategy(cfg, relaunch.is_multirun())
     check_resume(cfg)
-    spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
     method: Method = build_node(cfg.method)
     optimizer, scheduler = build_node(cfg.optimizer), build_node(cfg.scheduler)
     check_optimizer(optimizer, cuda=str(cfg.trainer.accelerator) in ("gpu", "cuda"))
     check_scheduler(scheduler)
+    spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))  # checks a local model folder
     for callback in callbacks:
         if hasattr(callback, "preflight"):
             callback.preflight(spec.task, method)
