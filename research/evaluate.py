@@ -4,7 +4,8 @@
 saved weights (metrics `test/*`): the run's own model, method and seed rebuild its base exactly, and the
 method named in its run.json loads the weights. The data, split and generation settings are this
 command's, so a run can be scored on another dataset (`data=...`). Writes run.json and examples.jsonl to
-this job's own output folder, as `train` does.
+this job's own output folder, as `train` does, and logs to W&B as job type `eval` in the group of the
+run it scores (zero-shot: its own task's group).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from research.analyses import ExamplePredictions
 from research.configs import config_dir
 from research.methods.base import count_parameters
 from research.runs import WEIGHTS, run_config
-from research.tracking import RunRecord, memory
+from research.tracking import RunRecord, memory, overrides, read_record, wandb_run
+from research.tracking.loggers import closing_wandb, start_loggers
 from research.tracking.summary import run_table
 from research.train import build
 
@@ -33,15 +35,21 @@ def evaluate(cfg: DictConfig) -> RunRecord:
         cfg = with_run_config(cfg, run_dir)
     method = cfg.method.name if run_dir else "zero_shot"
     record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), method, cfg.model.name, cfg.data.name)
+    record.artifacts |= overrides.launch()
+    group = wandb_run.trained_group(read_record(run_dir)) if run_dir else wandb_run.group_of(cfg.task_name)
     memory.reset_peak()
-    with record.recorded(out_dir):
+    with closing_wandb(record, out_dir), record.recorded(out_dir):
         pl.seed_everything(cfg.seed, workers=True)
         module, datamodule = build(cfg, weights=run_dir / WEIGHTS if run_dir else None)
         if run_dir:
-            record.artifacts = {"run_dir": str(run_dir), "weights_dir": str(run_dir / WEIGHTS)}
+            record.artifacts |= {"run_dir": str(run_dir), "weights_dir": str(run_dir / WEIGHTS)}
         record.params = count_parameters(module.model)
+        loggers, note = start_loggers(cfg.logger, out_dir, wandb_run.identity(record, "eval", group, prefix="eval"))
+        record.artifacts |= wandb_run.recorded_run() | ({"logger_fallback": note} if note else {})
+        for lg in loggers:
+            lg.log_hyperparams(wandb_run.hyperparams(record))
         trainer: pl.Trainer = instantiate(
-            cfg.trainer, default_root_dir=out_dir, logger=False, callbacks=[ExamplePredictions()]
+            cfg.trainer, default_root_dir=out_dir, logger=loggers or False, callbacks=[ExamplePredictions()]
         )
         stage = "test" if run_dir else "zero_shot"
         started = time.perf_counter()

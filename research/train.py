@@ -1,8 +1,8 @@
 """Train, evaluate and record one run:  peftlab train [overrides]   (or python -m research.train)
 
 compose config -> method, optimizer, callbacks (checked before anything loads) -> tokenizer, data, base
-model -> method.inject -> zero-shot test of the base -> fit -> method.save -> test -> run.json
-(+ W&B / CSV views).
+model -> method.inject -> zero-shot test of the base -> fit -> method.save -> test -> run.json and the model
+card in weights/ (+ W&B / CSV views; push_to_hub=<repo id> publishes weights/).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.strategies import FSDPStrategy
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -33,7 +35,7 @@ from research.methods.base import Context, Method, count_parameters
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base
 from research.optim import check_optimizer, check_scheduler
-from research.tracking import RunRecord, memory, relaunch
+from research.tracking import RunRecord, card, memory, overrides, relaunch, wandb_run
 from research.tracking.loggers import closing_wandb, start_loggers
 from research.tracking.summary import run_table
 
@@ -43,14 +45,20 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> RunRecord:
     run_dir = Path(cfg.paths.output_dir)
     check_writable(run_dir)
+    if cfg.get("push_to_hub"):
+        card.check_push(cfg.push_to_hub, cfg.train)
     cfg = with_resume(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     record = RunRecord.start(config, cfg.method.name, cfg.model.name, cfg.data.name)
+    record.artifacts |= overrides.launch()
     if cfg.ckpt_path:
         record.artifacts["resumed_from"] = cfg.ckpt_path
+    # read now: a resumed sweep job's run.json (holding the W&B id it continues) is about to be rewritten
+    wandb_identity = wandb_run.identity(record, cfg.method.name, wandb_run.group_of(cfg.task_name))
+    log_artifact = OmegaConf.select(cfg, "logger.wandb.log_artifact", default=False)
     memory.reset_peak()
     zero = is_global_zero()  # under DDP every process runs train(); only rank 0 writes run.json and files
-    with record.recorded(run_dir) if zero else nullcontext(), closing_wandb():
+    with closing_wandb(record, run_dir, log_artifact), record.recorded(run_dir) if zero else nullcontext():
         pl.seed_everything(cfg.seed, workers=True)
         callbacks = [_instantiate(c) for c in (cfg.callbacks or {}).values()]
         module, datamodule = build(cfg, callbacks=callbacks)
@@ -58,15 +66,17 @@ def train(cfg: DictConfig) -> RunRecord:
         record.artifacts |= {"injected": module.method.describe(module.model), "truncated_inputs": datamodule.truncated}
         if datamodule.label_names:
             record.artifacts["label_names"] = list(datamodule.label_names)
-        loggers, note = start_loggers(cfg.logger, run_dir)
+        loggers, note = start_loggers(cfg.logger, run_dir, wandb_identity)
+        record.artifacts |= wandb_run.recorded_run()
         if note:
             record.artifacts["logger_fallback"] = note
         callbacks += [EpochSeed(cfg.seed), RecordProgress(record, run_dir)]
+        callbacks += [LearningRateMonitor(logging_interval="step")] if loggers else []  # `train/lr` per step
         trainer: pl.Trainer = instantiate(
             cfg.trainer, default_root_dir=run_dir, logger=loggers or False, callbacks=callbacks
         )
         for lg in loggers:
-            lg.log_hyperparams(_flat(config) | {f"params/{k}": v for k, v in record.params.items()})
+            lg.log_hyperparams(wandb_run.hyperparams(record))
 
         if cfg.test and cfg.zero_shot:
             with module.scoring("zero_shot", base=True):
@@ -86,8 +96,15 @@ def train(cfg: DictConfig) -> RunRecord:
         for callback in callbacks:
             record.metrics |= getattr(callback, "metrics", {})
         record.memory = memory.peak() | memory.model_bytes(module.model)
+        if zero and "weights_dir" in record.artifacts:
+            card.write_card(asdict(record), Path(record.artifacts["weights_dir"]))
     if zero:
         print(run_table(record.__dict__))
+        if cfg.get("push_to_hub"):
+            log.info(
+                "pushed weights/ and its model card to %s",
+                card.push(Path(record.artifacts["weights_dir"]), cfg.push_to_hub),
+            )
     return record
 
 
@@ -195,15 +212,6 @@ def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
         if isinstance(err.__cause__, ValueError | OSError):
             raise err.__cause__ from None
         raise
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """W&B config as flat dotted keys, so dashboards filter and group on any one of them."""
-    out = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        out.update(_flat(v, f"{key}.") if isinstance(v, dict) else {key: v})
-    return out
 
 
 def _dir_bytes(path: Path) -> int:
