@@ -84,7 +84,10 @@ class FineTuneModule(pl.LightningModule):
         if warmup is not None and warmup >= total:
             raise ValueError(f"scheduler.warmup_steps={warmup} is not shorter than the run ({total} optimizer steps)")
         scheduler = self.make_scheduler(optimizer, total_steps=total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"},
+        }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}

@@ -14,12 +14,13 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.strategies import FSDPStrategy
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -35,7 +36,7 @@ from research.models.loading import build_base, fingerprint
 from research.optim import check_optimizer, check_scheduler
 from research.runs import WEIGHTS, check_same_base, run_config
 from research.schema import check_config
-from research.tracking import RunRecord, memory, relaunch
+from research.tracking import RunRecord, card, memory, overrides, read_record, relaunch, wandb_run
 from research.tracking.loggers import closing_wandb, start_loggers
 from research.tracking.summary import run_table
 
@@ -45,14 +46,20 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> RunRecord:
     run_dir = Path(cfg.paths.output_dir)
     check_writable(run_dir)
+    if cfg.get("push_to_hub"):
+        card.check_push(cfg.push_to_hub, cfg.train)
     cfg = with_resume(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     record = RunRecord.start(config, cfg.method.name, cfg.model.name, cfg.data.name)
+    record.artifacts |= overrides.launch()
     if cfg.ckpt_path:
         record.artifacts["resumed_from"] = cfg.ckpt_path
+    # read now: a resumed sweep job's run.json (holding the W&B id it continues) is about to be rewritten
+    wandb_identity = wandb_run.identity(record, cfg.method.name, wandb_run.group_of(cfg.task_name))
+    log_artifact = OmegaConf.select(cfg, "logger.wandb.log_artifact", default=False)
     memory.reset_peak()
     zero = is_global_zero()  # under DDP every process runs train(); only rank 0 writes run.json and files
-    with record.recorded(run_dir) if zero else nullcontext(), closing_wandb():
+    with closing_wandb(record, run_dir, log_artifact), record.recorded(run_dir) if zero else nullcontext():
         pl.seed_everything(cfg.seed, workers=True)
         callbacks = [build_node(c) for c in (cfg.callbacks or {}).values()]
         module, datamodule = build(cfg, callbacks=callbacks)
@@ -64,15 +71,17 @@ def train(cfg: DictConfig) -> RunRecord:
         record.artifacts["truncated_inputs"] = datamodule.truncated
         if datamodule.label_names:
             record.artifacts["label_names"] = list(datamodule.label_names)
-        loggers, note = start_loggers(cfg.logger, run_dir)
+        loggers, note = start_loggers(cfg.logger, run_dir, wandb_identity)
+        record.artifacts |= wandb_run.recorded_run()
         if note:
             record.artifacts["logger_fallback"] = note
         callbacks += [EpochSeed(cfg.seed), RecordProgress(record, run_dir)]
+        callbacks += [LearningRateMonitor(logging_interval="step")] if loggers else []  # `train/lr` per step
         trainer: pl.Trainer = instantiate(
             cfg.trainer, default_root_dir=run_dir, logger=loggers or False, callbacks=callbacks
         )
         for lg in loggers:
-            lg.log_hyperparams(_flat(config) | {f"params/{k}": v for k, v in record.params.items()})
+            lg.log_hyperparams(wandb_run.hyperparams(record))
 
         if cfg.test and cfg.zero_shot:
             with module.scoring("zero_shot", base=True):
@@ -93,8 +102,15 @@ def train(cfg: DictConfig) -> RunRecord:
         for callback in callbacks:
             record.metrics |= getattr(callback, "metrics", {})
         record.memory = memory.peak() | memory.model_bytes(module.model)
+        if zero and "weights_dir" in record.artifacts:
+            card.write_card(asdict(record), Path(record.artifacts["weights_dir"]))
     if zero:
         print(run_table(record.__dict__))
+        if cfg.get("push_to_hub"):
+            log.info(
+                "pushed weights/ and its model card to %s",
+                card.push(Path(record.artifacts["weights_dir"]), cfg.push_to_hub),
+            )
     return record
 
 
@@ -198,15 +214,6 @@ def with_resume(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """W&B config as flat dotted keys, so dashboards filter and group on any one of them."""
-    out = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        out.update(_flat(v, f"{key}.") if isinstance(v, dict) else {key: v})
-    return out
-
-
 def _dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -218,15 +225,21 @@ def evaluate(cfg: DictConfig) -> RunRecord:
         cfg = with_run_config(cfg, run_dir)
     method = cfg.method.name if run_dir else "zero_shot"
     record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), method, cfg.model.name, cfg.data.name)
+    record.artifacts |= overrides.launch()
+    group = wandb_run.trained_group(read_record(run_dir)) if run_dir else wandb_run.group_of(cfg.task_name)
     memory.reset_peak()
-    with record.recorded(out_dir):
+    with closing_wandb(record, out_dir), record.recorded(out_dir):
         pl.seed_everything(cfg.seed, workers=True)
         module, datamodule = build(cfg, weights=run_dir / WEIGHTS if run_dir else None)
         if run_dir:
-            record.artifacts = {"run_dir": str(run_dir), "weights_dir": str(run_dir / WEIGHTS)}
+            record.artifacts |= {"run_dir": str(run_dir), "weights_dir": str(run_dir / WEIGHTS)}
         record.params = count_parameters(module.model)
+        loggers, note = start_loggers(cfg.logger, out_dir, wandb_run.identity(record, "eval", group, prefix="eval"))
+        record.artifacts |= wandb_run.recorded_run() | ({"logger_fallback": note} if note else {})
+        for lg in loggers:
+            lg.log_hyperparams(wandb_run.hyperparams(record))
         trainer: pl.Trainer = instantiate(
-            cfg.trainer, default_root_dir=out_dir, logger=False, callbacks=[ExamplePredictions()]
+            cfg.trainer, default_root_dir=out_dir, logger=loggers or False, callbacks=[ExamplePredictions()]
         )
         stage = "test" if run_dir else "zero_shot"
         started = time.perf_counter()

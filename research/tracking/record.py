@@ -32,7 +32,7 @@ PACKAGES = (
 )
 # Config keys that do not change what a run computes: excluded from the config hash (a resumed run
 # has the same hash as the run it continues).
-VOLATILE_KEYS = ("paths", "hydra", "logger", "callbacks", "tags", "resume", "ckpt_path")
+VOLATILE_KEYS = ("paths", "hydra", "logger", "callbacks", "tags", "resume", "ckpt_path", "push_to_hub")
 
 
 @dataclass
