@@ -36,6 +36,7 @@ from research.models.loading import build_base, fingerprint
 from research.optim import check_optimizer, check_scheduler
 from research.runs import WEIGHTS, check_same_base, run_config
 from research.schema import check_config
+from research.tasks import Task
 from research.tracking import RunRecord, card, memory, overrides, read_record, relaunch, wandb_run
 from research.tracking.loggers import closing_wandb, start_loggers
 from research.tracking.summary import run_table
@@ -135,10 +136,10 @@ def build(
     optimizer, scheduler = build_node(cfg.optimizer), build_node(cfg.scheduler)
     check_optimizer(optimizer, cuda=str(cfg.trainer.accelerator) in ("gpu", "cuda"))
     check_scheduler(scheduler)
-    spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))  # checks a local model folder
     for callback in callbacks:
         if hasattr(callback, "preflight"):
-            callback.preflight(spec.task, method)
+            callback.preflight(Task.parse(cfg.model.task), method)
+    spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))  # checks a local model folder
     check_num_labels(cfg.data.get("label_names"), spec.num_labels)
     tokenizer = build_tokenizer(spec)
     datamodule = build_node(cfg.data, tokenizer=tokenizer, task=spec.task, chat_template=spec.chat_template)

@@ -20,7 +20,7 @@ from tests.conftest import ROOT, compose_cfg
 
 # Evaluation batches of one example: the loss is then a plain mean over examples, however they are split.
 DATA = ["data.num_examples=40", "data.eval_limit=4", "data.test_limit=4", "data.eval_batch_size=1"]
-RUN = [*DATA, "generation.max_new_tokens=8", "trainer.max_epochs=1", "callbacks=none"]
+RUN = [*DATA, "generation.max_new_tokens=8", "trainer.max_epochs=1", "~callbacks.model_checkpoint"]
 
 
 def _ddp_run(run_dir: Path) -> subprocess.CompletedProcess:

@@ -32,7 +32,7 @@ def test_sweep_with_a_raising_and_a_killed_job_relaunches_only_the_missing_ones(
     proc = run_cli(*SWEEP, f"hydra.sweep.dir={second}", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]  # exit status = number of failed jobs
     assert read_record(second / "0_lora")["status"] == "failed"
-    assert "method.peft_config.r=0 must be > 0" in read_record(second / "0_lora")["error"]
+    assert "method.peft_config.r=0 must be an integer > 0" in read_record(second / "0_lora")["error"]
     skipped = json.loads((second / "1_lora" / "skipped.json").read_text())
     assert skipped["completed_run"] == str(first / "1_lora")
     assert not (second / "1_lora" / "run.json").exists()  # not trained again
