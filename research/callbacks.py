@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from research.tracking.checkpoints import CheckpointListener
 from research.tracking.record import RunRecord
 
 
@@ -29,15 +29,14 @@ class EpochSeed(pl.Callback):
         torch.manual_seed(seed)
 
 
-class RecordProgress(pl.Callback):
-    """Rewrite run.json at each checkpoint: a killed run shows `running` with its last checkpointed step."""
+class RecordProgress(CheckpointListener):
+    """Rewrite run.json once each checkpoint is complete on disk (AtomicCheckpoint says when): a killed run
+    shows `running` with its last checkpointed step, and `progress` never names a checkpoint still being
+    written."""
 
     def __init__(self, record: RunRecord, run_dir: Path) -> None:
         self.record, self.run_dir = record, run_dir
 
-    def on_save_checkpoint(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
+    def on_checkpoint_written(self, trainer: pl.Trainer, path: Path) -> None:
         self.record.progress = {"checkpoint_step": trainer.global_step, "checkpoint_epoch": trainer.current_epoch}
-        if trainer.is_global_zero:
-            self.record.write(self.run_dir)
+        self.record.write(self.run_dir)

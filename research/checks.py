@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from research.models.architectures import ARCHITECTURES
+from research.tracking.checkpoints import unreadable
 from research.tracking.record import VOLATILE_KEYS, config_hash, read_record
 
 
@@ -57,6 +58,8 @@ def check_resume(cfg: DictConfig) -> None:
     ckpt = Path(cfg.ckpt_path)
     if not ckpt.is_file():
         raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path!r} does not exist")
+    if why := unreadable(ckpt):
+        raise ValueError(f"ckpt_path={cfg.ckpt_path!r}: {why}; pass a whole one, or resume=auto to find one")
     previous = read_record(ckpt.parent.parent)  # <run dir>/checkpoints/last.ckpt
     if previous is None:
         return
@@ -67,13 +70,19 @@ def check_resume(cfg: DictConfig) -> None:
 
 
 def check_writable(directory: Path, field: str = "paths.output_dir") -> None:
-    """A directory must take files before hours of training go into it."""
+    """A directory must take files before hours of training go into it. The probe holds data (a page): a
+    full disk still takes an empty file."""
+    probe = directory / ".write-test"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write-test"
-        probe.write_text("")
+        with probe.open("wb") as fh:
+            fh.write(bytes(4096))
+            fh.flush()
+            os.fsync(fh.fileno())
         probe.unlink()
     except OSError as err:
+        if probe.is_file():  # created, then refused its data
+            probe.unlink()
         raise ValueError(f"{field}={str(directory)!r} is not writable ({err.strerror}); choose another") from err
 
 

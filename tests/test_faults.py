@@ -4,6 +4,8 @@ start does not lose the run."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -16,21 +18,35 @@ from tests.test_resume import kill_after_first_checkpoint, start_cli
 from tests.test_train import run_cli
 
 # Job 0 raises (rank 0 is refused), job 1 completes, job 2 is killed mid-training with the whole sweep.
+# No hydra.sweep.dir: each launch gets the default outputs/train/multiruns/<time>, and launches of one task
+# into those timestamped folders are one sweep (research/tracking/sweep_root.py).
 SWEEP = ["-m", "method.peft_config.r=0,4,8", "trainer.max_epochs=3", *small("data.num_examples=60"), "logger=csv"]
 SWEEP += ["zero_shot=false", "resume=auto"]
 
 
+def first_folder(parent: Path, proc: subprocess.Popen, timeout: float = 120) -> Path:
+    """The sweep folder a launch creates under `parent`."""
+    deadline = time.monotonic() + timeout
+    while not parent.is_dir() or not any(parent.iterdir()):
+        assert time.monotonic() < deadline and proc.poll() is None, "no sweep folder appeared"
+        time.sleep(0.05)
+    (folder,) = parent.iterdir()
+    return folder
+
+
 @pytest.mark.slow
 def test_sweep_with_a_raising_and_a_killed_job_relaunches_only_the_missing_ones(tmp_path: Path):
-    first, second = tmp_path / "multiruns" / "launch_1", tmp_path / "multiruns" / "launch_2"
-    proc = start_cli(*SWEEP, f"hydra.sweep.dir={first}", cwd=tmp_path)
+    multiruns = tmp_path / "outputs" / "train" / "multiruns"
+    proc = start_cli(*SWEEP, cwd=tmp_path)
+    first = first_folder(multiruns, proc)
     killed = kill_after_first_checkpoint(proc, first / "2_lora")
     assert killed["status"] == "running"
     assert read_record(first / "0_lora")["status"] == "failed"  # the raise did not stop the sweep
     assert read_record(first / "1_lora")["status"] == "completed"
 
-    proc = run_cli(*SWEEP, f"hydra.sweep.dir={second}", cwd=tmp_path)
-    assert proc.returncode == 1, proc.stderr[-3000:]  # exit status = number of failed jobs
+    proc = run_cli(*SWEEP, cwd=tmp_path)  # the same command again: a new timestamped folder, the same sweep
+    (second,) = set(multiruns.iterdir()) - {first}
+    assert proc.returncode == 1, proc.stderr[-3000:]  # exit status = number of jobs that did not complete
     assert read_record(second / "0_lora")["status"] == "failed"
     assert "method.peft_config.r=0 must be an integer > 0" in read_record(second / "0_lora")["error"]
     skipped = json.loads((second / "1_lora" / "skipped.json").read_text())
@@ -39,8 +55,9 @@ def test_sweep_with_a_raising_and_a_killed_job_relaunches_only_the_missing_ones(
     resumed = read_record(second / "2_lora")
     assert resumed["status"] == "completed"
     assert resumed["artifacts"]["resumed_from"] == str(first / "2_lora" / "checkpoints" / "last.ckpt")
+    assert resumed["sweep_root"] == str(multiruns)
 
-    report = compare.build_report(compare.load_records([tmp_path / "multiruns"]))
+    report = compare.build_report(compare.load_records([multiruns]))
     assert sorted(r["peft_config.r"] for r in report.runs) == [4, 8]  # each config once, no duplicate, none lost
     assert {r["run_dir"] for r in report.runs} == {str(first / "1_lora"), str(second / "2_lora")}
     assert [(r["status"], r["run_dir"]) for r in report.failed] == [("failed", str(second / "0_lora"))]

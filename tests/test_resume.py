@@ -29,25 +29,27 @@ OVERRIDES = [
 ]
 
 
-def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
+def start_cli(*args: str, cwd: Path, log: Path | None = None) -> subprocess.Popen:
+    """`python -m research.train` in the background; stdout and stderr to `log` (a file: a pipe nobody reads
+    would fill up and stall the run)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    out = log.open("w") if log else subprocess.DEVNULL
     return subprocess.Popen(
-        [sys.executable, "-m", "research.train", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "research.train", *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
     )
 
 
-def kill_after_first_checkpoint(proc: subprocess.Popen, run_dir: Path, timeout: float = 300) -> dict:
-    """SIGKILL as soon as run.json records a checkpoint (end of epoch 0): mid-training, nothing flushed."""
+def kill_after_first_checkpoint(
+    proc: subprocess.Popen, run_dir: Path, sig: int = signal.SIGKILL, timeout: float = 300
+) -> dict:
+    """Send `sig` (default SIGKILL: nothing flushed) as soon as run.json records a checkpoint (end of epoch
+    0), i.e. mid-training with steps done, then wait for the process to end."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         record = read_record(run_dir) if (run_dir / "run.json").exists() else None
         if record and record["progress"] and (run_dir / "checkpoints" / "last.ckpt").is_file():
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            proc.send_signal(sig)
+            proc.wait(timeout=120)
             return read_record(run_dir)
         time.sleep(0.02)
     proc.kill()

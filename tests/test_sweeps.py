@@ -156,18 +156,23 @@ def test_slurm_launcher_gives_each_ddp_job_one_task_per_device():
     assert compose_sweep("sweep=seeds", "hydra/launcher=slurm").hydra.launcher.tasks_per_node == 1
 
 
-def _launch(sweep_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
-    """sweep=methods cut to three jobs, bitfit failing (the tiny T5 has no biases), from outside the repo."""
+def _launch(cwd: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """sweep=methods cut to three jobs, bitfit failing (the tiny T5 has no biases), from outside the repo,
+    into its default folder outputs/sweep_methods/multiruns/<time> (returned with the process)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
     args = ["sweep=methods", "hydra.sweeper.params.method='lora,bitfit,prompt_tuning'", *TINY]
-    return subprocess.run(
-        [sys.executable, "-m", "research.train", *args, f"hydra.sweep.dir={sweep_dir}"],
+    multiruns = cwd / "outputs" / "sweep_methods" / "multiruns"
+    before = set(multiruns.glob("*"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "research.train", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
+    (sweep_dir,) = set(multiruns.glob("*")) - before
+    return proc, sweep_dir
 
 
 def _status(job_dir: Path) -> str | None:
@@ -177,10 +182,9 @@ def _status(job_dir: Path) -> str | None:
 
 @pytest.mark.slow
 def test_sweep_survives_a_failure_compares_and_relaunches(tmp_path: Path):
-    first = tmp_path / "launch1"
-    proc = _launch(first, cwd=tmp_path)
+    proc, first = _launch(cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
-    assert "1 of 3 jobs failed" in proc.stdout
+    assert "1 of 3 jobs did not complete: 1 failed" in proc.stdout
     jobs = {p.name: _status(p) for p in first.iterdir() if p.is_dir()}
     assert jobs == {"0_lora": "completed", "1_bitfit": "failed", "2_prompt_tuning": "completed"}
 
@@ -190,8 +194,7 @@ def test_sweep_survives_a_failure_compares_and_relaunches(tmp_path: Path):
     assert "no biases" in report.failed[0]["error"]
     assert all((first / f"comparison.{ext}").stat().st_size > 0 for ext in ("md", "csv", "html"))
 
-    second = tmp_path / "launch2"
-    proc = _launch(second, cwd=tmp_path)
+    proc, second = _launch(cwd=tmp_path)  # the same command again: the same sweep, a new folder
     assert proc.returncode == 1, "bitfit still fails, and says so"
     assert "2 jobs skipped" in proc.stdout
     assert (second / "0_lora" / "skipped.json").exists() and _status(second / "0_lora") is None

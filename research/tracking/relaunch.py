@@ -1,34 +1,39 @@
 """Runs and sweeps that are safe to re-launch.
 
-Launching the same sweep again skips each job whose config already completed in an earlier launch (a
-sibling folder of this sweep's folder, i.e. outputs/<task_name>/multiruns/*, or this very folder when
-hydra.sweep.dir is given again) and re-runs failed or unfinished ones. A job that raises is recorded as
-failed in its run.json and the sweep goes on; SweepSummary then exits with the number of failed jobs.
+Launching the same sweep again skips each job whose config already completed in it and re-runs failed,
+interrupted or unfinished ones. "The same sweep" is the sweep root recorded in each job's run.json
+(research/tracking/sweep_root.py): the launches of a task into its default timestamped folders
+(outputs/<task_name>/multiruns/*), or one folder named by hydra.sweep.dir launched into again; never an
+unrelated sweep that merely sits in a neighbouring folder. Each job first claims its folder
+(research/tracking/claims.py), so a concurrent launch of the same sweep folder leaves a job being run to
+the process running it. A job that raises is recorded as failed in its run.json and the sweep goes on; one
+stopped by SIGTERM/SIGINT is recorded as interrupted and the jobs after it do not start. SweepSummary then
+prints the table and exits with the number of jobs that did not complete.
 With `resume=auto`, a run (or sweep job) continues the newest unfinished run of its exact config from that
-run's last checkpoint instead of starting over.
+run's last readable checkpoint instead of starting over.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 
+from research.tracking import checkpoints, claims
+from research.tracking.interrupts import Interrupted
 from research.tracking.record import RUN_FILE, RunRecord, config_hash, read_record, write_json_atomic
+from research.tracking.sweep_root import is_multirun, sweep_root  # noqa: F401  train.py asks relaunch.is_multirun()
 
 log = logging.getLogger(__name__)
 SKIP_FILE = "skipped.json"
 CHECKPOINT = "checkpoints/last.ckpt"  # written by conf/callbacks/default.yaml
 DEFAULT_OBJECTIVE = "test/loss"
-
-
-def is_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+_stopped_by: str | None = None  # the signal that stopped a job of this sweep: the jobs after it do not start
 
 
 def objective(metrics: dict[str, float], cfg: DictConfig) -> float | None:
@@ -37,44 +42,84 @@ def objective(metrics: dict[str, float], cfg: DictConfig) -> float | None:
 
 
 def earlier_runs(cfg: DictConfig) -> list[dict[str, Any]]:
-    """Records of exactly this config (same config hash) from earlier launches of this task, newest
-    first, each with its folder in `run_dir`: sibling run folders of a single run
-    (outputs/<task>/runs/*), sibling sweep folders' jobs for a multirun job (outputs/<task>/multiruns/*/*)."""
+    """Records of exactly this config (same config hash) from earlier launches, newest first, each with its
+    folder in `run_dir`: for a single run, its sibling run folders (outputs/<task>/runs/*); for a multirun
+    job, the jobs of the same sweep root. Unreadable records are skipped (read_record warns)."""
     wanted = config_hash(OmegaConf.to_container(cfg, resolve=True))
     out_dir = Path(cfg.paths.output_dir)
-    root, pattern = (out_dir.parent.parent, f"*/*/{RUN_FILE}") if is_multirun() else (out_dir.parent, f"*/{RUN_FILE}")
-    found = [r | {"run_dir": str(p.parent)} for p in root.glob(pattern) if (r := read_record(p.parent))]
-    same = [r for r in found if r["config_hash"] == wanted]
+    root = sweep_root()
+    if root is None:
+        search, depth = out_dir.parent, 1
+    elif (job_dir := out_dir.resolve()).is_relative_to(root):
+        search, depth = root, len(job_dir.relative_to(root).parts)
+    else:
+        return []  # paths.output_dir moved out of the sweep folder: no other job of the sweep to be found
+    found = [
+        r | {"run_dir": str(p.parent)}
+        for p in search.glob("*/" * depth + RUN_FILE)
+        if (r := read_record(p.parent)) and r["config_hash"] == wanted
+    ]
+    same = [r for r in found if r.get("sweep_root") == (str(root) if root else None)]
     return sorted(same, key=lambda r: r.get("started_at") or 0, reverse=True)
 
 
 def completed_earlier(cfg: DictConfig) -> dict[str, Any] | None:
-    """A completed record of exactly this config in this sweep's folder or its earlier launches."""
+    """A completed record of exactly this config in this sweep (this folder or an earlier launch of it)."""
     return next((r for r in earlier_runs(cfg) if r["status"] == "completed"), None)
 
 
 def resumable_checkpoint(cfg: DictConfig) -> Path | None:
-    """`resume=auto`: the last checkpoint of the newest unfinished (killed or failed) run of this config."""
+    """`resume=auto`: the last checkpoint of the newest unfinished (killed, failed, interrupted) run of this
+    config. A checkpoint that is not whole (a full disk, a copy cut short) is skipped with a warning that
+    names it, and the next older unfinished run is tried."""
     for record in earlier_runs(cfg):
         if record["status"] == "completed":
             return None  # the newest run of this config finished: nothing to continue
         ckpt = Path(record["run_dir"]) / CHECKPOINT
-        if ckpt.is_file():
-            return ckpt
+        if not ckpt.is_file():
+            continue
+        if why := checkpoints.unreadable(ckpt):
+            log.warning("resume=auto: skipping %s: %s", ckpt, why)
+            continue
+        return ckpt
     return None
 
 
 def run_sweep_job(cfg: DictConfig, train: Callable[[DictConfig], RunRecord]) -> float | None:
-    """One multirun job: skipped if already completed, else trained with any failure kept in its run.json
-    (train writes it) instead of ending the sweep. Returns the objective, None for a failed job."""
-    if earlier := completed_earlier(cfg):
-        log.info("skipped: this config completed in %s", earlier["run_dir"])
-        note = {"status": "skipped", "completed_run": earlier["run_dir"], "config_hash": earlier["config_hash"]}
-        write_json_atomic(Path(cfg.paths.output_dir) / SKIP_FILE, note)
-        return objective(earlier["metrics"], cfg)
+    """One multirun job: not started after a stop signal; left alone while another launch holds its folder;
+    skipped if already completed in this sweep; else trained with any failure kept in its run.json (train
+    writes it) instead of ending the sweep. Returns the objective, None for a job that did not complete."""
+    global _stopped_by
+    if _stopped_by:
+        log.warning("not started: the sweep was stopped by %s", _stopped_by)
+        return None
+    job_dir = Path(cfg.paths.output_dir)
+    # Rank 0 claims: the other processes of a multi-process (SLURM) job run in the folder it holds.
+    claiming = claims.claimed(job_dir) if rank_zero_only.rank == 0 else nullcontext()
     try:
-        record = train(cfg)
+        with claiming as holder:
+            if holder is not None:
+                log.warning(
+                    "skipped: %s is being run by another launch: %s",
+                    job_dir,
+                    holder.describe(job_dir / claims.LOCK_FILE),
+                )
+                return None
+            return _run_unless_completed(cfg, train)
+    except Interrupted as stop:
+        _stopped_by = stop.name
+        log.warning("the sweep was stopped by %s: the jobs after this one will not start", stop.name)
+        return None
     except Exception:
         log.exception("job failed; the sweep goes on (see run.json)")
         return None
-    return objective(record.metrics, cfg)
+
+
+def _run_unless_completed(cfg: DictConfig, train: Callable[[DictConfig], RunRecord]) -> float | None:
+    if earlier := completed_earlier(cfg):
+        log.info("skipped: this config completed in %s (sweep %s)", earlier["run_dir"], earlier["sweep_root"])
+        note = {"status": "skipped", "completed_run": earlier["run_dir"], "config_hash": earlier["config_hash"]}
+        write_json_atomic(Path(cfg.paths.output_dir) / SKIP_FILE, note)
+        return objective(earlier["metrics"], cfg)
+    (Path(cfg.paths.output_dir) / SKIP_FILE).unlink(missing_ok=True)  # an earlier launch's, now out of date
+    return objective(train(cfg).metrics, cfg)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from research.tracking import claims
 from research.tracking.record import RUN_FILE, read_record
 from research.tracking.relaunch import SKIP_FILE
+
+JOB_MARKERS = (RUN_FILE, SKIP_FILE, claims.LOCK_FILE, ".hydra")  # what makes a folder of a sweep a job
 
 HEADLINE = ("rouge1", "rouge2", "rougeL", "rougeLsum", "accuracy", "f1")
 
@@ -33,12 +37,12 @@ def run_table(record: dict[str, Any]) -> str:
 
 def sweep_table(records: list[dict[str, Any]]) -> str:
     names = sorted({n for r in records for n in headline_metrics(r["metrics"])}, key=HEADLINE.index)
-    header = f"{'run':<28}{'status':<10}{'trainable %':>12}" + "".join(f"{n:>11}" for n in names) + f"{'train_s':>9}"
+    header = f"{'run':<28}{'status':<12}{'trainable %':>12}" + "".join(f"{n:>11}" for n in names) + f"{'train_s':>9}"
     rows = [header, "-" * len(header)]
     for r in records:
         label = f"{r['method']}/{r['model']}"
         pct = r["params"].get("trainable_pct")
-        row = f"{label:<28}{r['status']:<10}{_fmt(pct, 3):>12}"
+        row = f"{label:<28}{r['status']:<12}{_fmt(pct, 3):>12}"
         row += "".join(f"{_fmt(r['metrics'].get(f'test/{n}')):>11}" for n in names)
         rows.append(row + f"{_fmt(r['timing'].get('train_s'), 1):>9}")
     return "\n".join(rows)
@@ -48,19 +52,39 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def job_outcome(job_dir: Path) -> str:
+    """completed | skipped (completed in an earlier launch) | running in another launch | failed |
+    interrupted | unfinished (killed: its record still says running) | unreadable | not started."""
+    if (job_dir / SKIP_FILE).exists():  # the last launch's decision: a job that runs removes it
+        return "skipped"
+    record = read_record(job_dir)
+    if record and record["status"] == "completed":
+        return "completed"
+    if claims.active_holder(job_dir):
+        return "running in another launch"
+    if record:
+        return "unfinished" if record["status"] == "running" else record["status"]
+    return "unreadable" if (job_dir / RUN_FILE).exists() else "not started"
+
+
 class SweepSummary(Callback):
-    """Hydra callback: after a multirun, print one table of every job's run.json, and exit with the number
-    of failed jobs (jobs catch their own errors so the others still run: this keeps the failure visible)."""
+    """Hydra callback: after a multirun, print one table of every job's run.json and exit with the number
+    of jobs that did not complete (failed, interrupted, unfinished, not started, or still running in
+    another launch of the same folder). Jobs catch their own errors so the others still run: this keeps a
+    failure visible in the exit status."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        records = [r for p in sorted(sweep_dir.glob(f"*/{RUN_FILE}")) if (r := read_record(p.parent))]
+        folders = sweep_dir.iterdir() if sweep_dir.is_dir() else []
+        jobs = sorted(d for d in folders if d.is_dir() and any((d / m).exists() for m in JOB_MARKERS))
+        records = [r for d in jobs if (r := read_record(d))]
         if records:
             print(f"\nSweep {sweep_dir} ({len(records)} runs)\n{sweep_table(records)}")
-        skipped = len(list(sweep_dir.glob(f"*/{SKIP_FILE}")))
-        if skipped:
-            print(f"{skipped} jobs skipped: completed in an earlier launch (see their {SKIP_FILE})")
-        failed = sum(r["status"] != "completed" for r in records)
-        if failed:
-            print(f"{failed} of {len(records)} jobs failed")
-            sys.exit(min(failed, 255))
+        outcomes = Counter(job_outcome(d) for d in jobs)
+        if outcomes["skipped"]:
+            print(f"{outcomes['skipped']} jobs skipped: completed in an earlier launch (see their {SKIP_FILE})")
+        missing = {k: n for k, n in outcomes.items() if k not in ("completed", "skipped")}
+        if missing:
+            details = ", ".join(f"{n} {k}" for k, n in sorted(missing.items()))
+            print(f"{sum(missing.values())} of {len(jobs)} jobs did not complete: {details}")
+            sys.exit(min(sum(missing.values()), 255))

@@ -36,7 +36,9 @@ def test_smollm2_gguf_loads_with_its_chat_template_and_saves_in_full(tmp_path: P
     overrides = smollm2("method=full", "data.train_limit=2", "data.eval_limit=2", "data.test_limit=2")
     module, datamodule = build(compose_cfg(*overrides))
     assert sum(p.numel() for p in module.model.parameters()) == 134_515_008  # the assets README's count
-    assert (module.method.save(module.model, tmp_path) / "model.safetensors").is_file()  # de-quantized: plain float weights
+    assert (
+        module.method.save(module.model, tmp_path) / "model.safetensors"
+    ).is_file()  # de-quantized: plain float weights
     prompt = datamodule.prompt("#Person1#: Hi.\n#Person2#: Hello.", train=False, index=0)
     assert "<|im_start|>user\nSummarize the following conversation." in prompt
     assert prompt.endswith("<|im_start|>assistant\n")

@@ -1,0 +1,63 @@
+"""SIGTERM (how SLURM preempts) and SIGINT (Ctrl+C) mid-training: the run is recorded `interrupted`, its
+loggers are closed, the process exits non-zero (128 + signal), and resume=auto continues it. In a sweep the
+interrupted job is recorded, the jobs after it do not start, the table is printed and the exit status counts
+every job that did not complete."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from research.tracking.record import read_record
+from tests.conftest import small
+from tests.test_resume import kill_after_first_checkpoint, start_cli
+from tests.test_train import run_cli
+
+RUN = ["trainer.max_epochs=3", *small(), "logger=csv", "zero_shot=false"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signalled_run_is_recorded_interrupted_exits_nonzero_and_resumes(tmp_path: Path, sig: signal.Signals):
+    stopped, log = tmp_path / "runs" / "1_stopped", tmp_path / "stopped.log"
+    proc = start_cli(*RUN, f"hydra.run.dir={stopped}", cwd=tmp_path, log=log)
+    record = kill_after_first_checkpoint(proc, stopped, sig=sig)
+    assert proc.returncode == 128 + sig, log.read_text()[-3000:]
+    assert (record["status"], record["error"]) == ("interrupted", f"interrupted by {sig.name}")
+    assert record["progress"]["checkpoint_epoch"] == 0 and record["finished_at"]
+    assert f"interrupted by {sig.name}, recorded in {stopped / 'run.json'}" in log.read_text()
+    assert "Traceback" not in log.read_text()
+    metrics = (stopped / "csv" / "version_0" / "metrics.csv").read_text()
+    assert metrics.splitlines()[1].startswith("0,"), "the CSV logger was closed with epoch 0 in it"
+
+    resumed = tmp_path / "runs" / "2_resumed"
+    proc = run_cli(*RUN, "resume=auto", f"hydra.run.dir={resumed}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    done = read_record(resumed)
+    assert done["status"] == "completed"
+    assert done["artifacts"]["resumed_from"] == str(stopped / "checkpoints" / "last.ckpt")
+
+
+@pytest.mark.slow
+def test_a_sigterm_stops_a_sweep_prints_its_table_and_counts_what_did_not_complete(tmp_path: Path):
+    sweep = ["method.rank=0,4,8", *RUN, "resume=auto", f"hydra.sweep.dir={tmp_path / 'sweep'}", "-m"]
+    log = tmp_path / "sweep.log"
+    proc = start_cli(*sweep, cwd=tmp_path, log=log)
+    kill_after_first_checkpoint(proc, tmp_path / "sweep" / "1_lora", sig=signal.SIGTERM)
+    out = log.read_text()
+    assert proc.returncode == 3, out[-3000:]  # job 0 failed (rank 0 refused), 1 interrupted, 2 not started
+    assert "3 of 3 jobs did not complete: 1 failed, 1 interrupted, 1 not started" in out
+    assert f"Sweep {tmp_path / 'sweep'} (2 runs)" in out and "interrupted" in out.split("(2 runs)")[1]
+    assert "not started: the sweep was stopped by SIGTERM" in out
+    assert read_record(tmp_path / "sweep" / "1_lora")["status"] == "interrupted"
+    assert read_record(tmp_path / "sweep" / "2_lora") is None
+
+    proc = run_cli(*sweep, cwd=tmp_path)  # the same sweep folder again: the interrupted job continues
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "1 of 3 jobs did not complete: 1 failed" in proc.stdout
+    resumed = read_record(tmp_path / "sweep" / "1_lora")
+    assert resumed["status"] == "completed"
+    assert resumed["artifacts"]["resumed_from"] == str(tmp_path / "sweep" / "1_lora" / "checkpoints" / "last.ckpt")
+    assert read_record(tmp_path / "sweep" / "2_lora")["status"] == "completed"
