@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from research.pipeline import train
 from research.tracking.checkpoints import unreadable
 from research.tracking.record import RunRecord, read_record
-from research.train import train
 from tests.conftest import compose_cfg, small
 from tests.test_train import run_cli
 

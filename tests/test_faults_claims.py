@@ -83,7 +83,8 @@ def test_a_claim_that_cannot_be_checked_is_respected(tmp_path: Path):
 @pytest.mark.slow
 def test_two_concurrent_launches_of_one_sweep_folder_train_each_job_once(tmp_path: Path):
     sweep = tmp_path / "sweep"
-    args = ["method.rank=4,8,16", "trainer.max_epochs=4", *small(), "logger=csv", "zero_shot=false"]
+    # Jobs long enough that the second launch (its imports take seconds on a busy machine) meets job 0 running.
+    args = ["method.peft_config.r=4,8,16", "trainer.max_epochs=10", *small(), "logger=csv", "zero_shot=false"]
     args += [f"hydra.sweep.dir={sweep}", "-m"]
     first = start_cli(*args, cwd=tmp_path, log=tmp_path / "first.log")
     deadline = time.monotonic() + 300

@@ -42,7 +42,7 @@ def test_a_signalled_run_is_recorded_interrupted_exits_nonzero_and_resumes(tmp_p
 
 @pytest.mark.slow
 def test_a_sigterm_stops_a_sweep_prints_its_table_and_counts_what_did_not_complete(tmp_path: Path):
-    sweep = ["method.rank=0,4,8", *RUN, "resume=auto", f"hydra.sweep.dir={tmp_path / 'sweep'}", "-m"]
+    sweep = ["method.peft_config.r=0,4,8", *RUN, "resume=auto", f"hydra.sweep.dir={tmp_path / 'sweep'}", "-m"]
     log = tmp_path / "sweep.log"
     proc = start_cli(*sweep, cwd=tmp_path, log=log)
     kill_after_first_checkpoint(proc, tmp_path / "sweep" / "1_lora", sig=signal.SIGTERM)

@@ -55,7 +55,7 @@ def test_no_sweep_root_outside_a_multirun():
 @pytest.mark.slow
 def test_an_unrelated_sweep_next_to_a_corrupt_one_runs_all_its_jobs(tmp_path: Path):
     def launch(name: str):
-        args = ["method.rank=4,8", *small("trainer.max_steps=2"), "logger=none", "zero_shot=false"]
+        args = ["method.peft_config.r=4,8", *small("trainer.max_steps=2"), "logger=none", "zero_shot=false"]
         return run_cli(*args, f"hydra.sweep.dir={tmp_path / name}", "-m", cwd=tmp_path)
 
     assert launch("a").returncode == 0
