@@ -4,11 +4,16 @@ The repository keeps conf/ at its top level, next to research/; the wheel carrie
 research/conf/ (pyproject.toml maps the package `research.conf` to conf/). The `sweep` group is part of
 conf/ (conf/sweep links to sweeps/sweep; the wheel holds copies), so every primary config (train.yaml,
 evaluate.yaml) and every compose() call sees it without a search-path plugin or `hydra.searchpath`.
+Every entry point finds conf/ here, so the resolvers conf/ uses are registered here too.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from research.tracking import sweep_names
+
+sweep_names.register()  # the `${job_label:}` of conf/hydra/default.yaml, resolved in each sweep job's process
 
 PACKAGE = Path(__file__).resolve().parent
 

@@ -22,7 +22,7 @@ from research.configs import config_dir
 from research.methods.base import count_parameters
 from research.runs import WEIGHTS, run_config
 from research.tracking import RunRecord, memory
-from research.tracking.summary import run_table
+from research.tracking.summary import run_table, written
 from research.train import build
 
 
@@ -52,6 +52,7 @@ def evaluate(cfg: DictConfig) -> RunRecord:
         results.pop(f"{stage}/eval_s")
         record.metrics, record.memory = results, memory.peak()
     print(run_table(record.__dict__))
+    print(written(out_dir))
     return record
 
 

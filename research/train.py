@@ -35,7 +35,7 @@ from research.models.loading import build_base
 from research.optim import check_optimizer, check_scheduler
 from research.tracking import RunRecord, memory, relaunch
 from research.tracking.loggers import closing_wandb, start_loggers
-from research.tracking.summary import run_table
+from research.tracking.summary import run_table, written
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ def train(cfg: DictConfig) -> RunRecord:
         record.memory = memory.peak() | memory.model_bytes(module.model)
     if zero:
         print(run_table(record.__dict__))
+        print(written(run_dir))
     return record
 
 

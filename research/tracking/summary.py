@@ -31,17 +31,31 @@ def run_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def sweep_table(records: list[dict[str, Any]]) -> str:
+def sweep_table(jobs: dict[str, dict[str, Any]]) -> str:
+    """One row per job, labelled by its folder name, which shows the values the sweep varied (2_lora_r4)."""
+    records = list(jobs.values())
     names = sorted({n for r in records for n in headline_metrics(r["metrics"])}, key=HEADLINE.index)
-    header = f"{'run':<28}{'status':<10}{'trainable %':>12}" + "".join(f"{n:>11}" for n in names) + f"{'train_s':>9}"
+    width = max(len("job"), *map(len, jobs)) + 2
+    header = f"{'job':<{width}}{'status':<10}{'trainable %':>12}" + "".join(f"{n:>11}" for n in names)
+    header += f"{'train_s':>9}"
     rows = [header, "-" * len(header)]
-    for r in records:
-        label = f"{r['method']}/{r['model']}"
+    for label, r in jobs.items():
         pct = r["params"].get("trainable_pct")
-        row = f"{label:<28}{r['status']:<10}{_fmt(pct, 3):>12}"
+        row = f"{label:<{width}}{r['status']:<10}{_fmt(pct, 3):>12}"
         row += "".join(f"{_fmt(r['metrics'].get(f'test/{n}')):>11}" for n in names)
         rows.append(row + f"{_fmt(r['timing'].get('train_s'), 1):>9}")
     return "\n".join(rows)
+
+
+def written(run_dir: Path) -> str:
+    """The closing lines of a command that wrote a run: where its folder and its record are."""
+    return f"run folder: {run_dir}\nrun record: {run_dir / RUN_FILE}"
+
+
+def _job_order(run_file: Path) -> tuple[int, str]:
+    """Job folders in launch order (`10_...` after `9_...`): Hydra starts each name with the job number."""
+    number, _, rest = run_file.parent.name.partition("_")
+    return (int(number), rest) if number.isdigit() else (-1, run_file.parent.name)
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -54,9 +68,12 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        records = [r for p in sorted(sweep_dir.glob(f"*/{RUN_FILE}")) if (r := read_record(p.parent))]
-        if records:
-            print(f"\nSweep {sweep_dir} ({len(records)} runs)\n{sweep_table(records)}")
+        jobs = {p.parent.name: r for p in sorted(sweep_dir.glob(f"*/{RUN_FILE}"), key=_job_order)
+                if (r := read_record(p.parent))}  # fmt: skip
+        records = list(jobs.values())
+        if jobs:
+            print(f"\nSweep {sweep_dir} ({len(jobs)} runs)\n{sweep_table(jobs)}")
+        print(f"sweep folder: {sweep_dir}")
         skipped = len(list(sweep_dir.glob(f"*/{SKIP_FILE}")))
         if skipped:
             print(f"{skipped} jobs skipped: completed in an earlier launch (see their {SKIP_FILE})")
