@@ -68,8 +68,8 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = {p.parent.name: r for p in sorted(sweep_dir.glob(f"*/{RUN_FILE}"), key=_job_order)
-                if (r := read_record(p.parent))}  # fmt: skip
+        run_files = sorted(sweep_dir.glob(f"*/{RUN_FILE}"), key=_job_order)
+        jobs = {p.parent.name: r for p in run_files if (r := read_record(p.parent))}
         records = list(jobs.values())
         if jobs:
             print(f"\nSweep {sweep_dir} ({len(jobs)} runs)\n{sweep_table(jobs)}")
