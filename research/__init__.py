@@ -1,0 +1,3 @@
+from research import quiet
+
+quiet.install()

@@ -19,8 +19,8 @@ COMMANDS = {  # command -> (module run as __main__, one line for `peftlab --help
     "evaluate": ("research.evaluate", "score a base model, or a run's weights: run_dir=outputs/..."),
     "compare": ("research.compare", "tables and plots over run folders (comparison.md/.csv/.html)"),
     "bench": ("research.bench", "time and memory per method vs plain PyTorch and HF Trainer"),
-    "infer": ("research.infer", "answer prompts with several adapters on one base model"),
-    "merge": ("research.merge", "merge a run's adapter into its base model"),
+    "infer": ("research.infer", "answer prompts as a run was trained: run_dir=outputs/... prompt=..."),
+    "merge": ("research.merge", "a run as a plain transformers model: run_dir=outputs/... out=<folder>"),
 }
 
 
@@ -51,3 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     finally:
         sys.argv = saved
+
+
+if __name__ == "__main__":
+    main()

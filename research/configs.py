@@ -4,6 +4,7 @@ The repository keeps conf/ at its top level, next to research/; the wheel carrie
 research/conf/ (pyproject.toml maps the package `research.conf` to conf/). The `sweep` group is part of
 conf/ (conf/sweep links to sweeps/sweep; the wheel holds copies), so every primary config (train.yaml,
 evaluate.yaml) and every compose() call sees it without a search-path plugin or `hydra.searchpath`.
+Every entry point finds conf/ here, so the resolvers conf/ uses are registered here too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from typing import Any
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+
+from research.tracking import sweep_names
+
+sweep_names.register()  # the `${job_label:}` of conf/hydra/default.yaml, resolved in each sweep job's process
 
 PACKAGE = Path(__file__).resolve().parent
 

@@ -61,8 +61,9 @@ class FineTuneModule(pl.LightningModule):
     def forward(self, batch: Mapping[str, Any], model: nn.Module | None = None) -> Any:
         return (model or self.model)(**{k: batch[k] for k in MODEL_INPUTS})
 
-    def on_train_start(self) -> None:
-        self.model.train()  # models come from transformers in eval mode (dropout off)
+    def on_fit_start(self) -> None:
+        """Models come from transformers in eval mode (dropout off): train mode before Lightning starts fitting."""
+        self.model.train()
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self(batch).loss

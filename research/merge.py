@@ -3,8 +3,9 @@
 
 The result loads with `AutoModelFor*.from_pretrained(out)` and `AutoTokenizer.from_pretrained(out)`, no peft
 and no this package. The method named in the run's record does the merge: LoRA-family and IA3 fold into the
-weights (QLoRA into the de-quantized base), full and selective runs are exported as they are, and methods
-that cannot merge (soft prompts, bottleneck adapters) are refused with the reason."""
+weights (QLoRA into the de-quantized base, a GGUF base as the float weights transformers read from it), full
+and selective runs are exported as they are, and methods that cannot merge (soft prompts, bottleneck
+adapters) are refused with the reason. Overrides use Hydra's syntax, as `train` reads them."""
 
 from __future__ import annotations
 
@@ -14,23 +15,28 @@ from pathlib import Path
 from research.methods.base import MergeRefused
 from research.runs import load_run
 
+USAGE = "usage: peftlab merge run_dir=<run folder> out=<new folder> [key=value ...]"
+
 
 def merge_run(run_dir: Path, out: Path, overrides: list[str] | None = None) -> Path:
+    """`out` must be new or empty: a merged model never lands among other files."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"out={str(out)!r} already exists and is not an empty folder; choose a new one")
     run = load_run(run_dir, overrides or [])
     run.method.export(run.model, run.tokenizer, out)
     return out
 
 
 def parse(argv: list[str]) -> tuple[Path, Path, list[str]]:
-    """`run_dir=` and `out=` are required; every other `key=value` overrides the run's config."""
-    args = dict(a.split("=", 1) for a in argv if "=" in a and a.split("=", 1)[0] in ("run_dir", "out"))
-    overrides = [a for a in argv if a.split("=", 1)[0] not in ("run_dir", "out")]
-    missing = [k for k in ("run_dir", "out") if not args.get(k)]
-    bad = [a for a in overrides if "=" not in a]
-    if missing or bad:
-        raise SystemExit(
-            f"usage: peftlab merge run_dir=<run folder> out=<new folder> [key=value ...]; missing {missing}"
-        )
+    """`run_dir=` and `out=` are required; every other argument overrides the run's config."""
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        raise SystemExit(0)
+    args = {k: v for k, _, v in (a.partition("=") for a in argv) if k in ("run_dir", "out")}
+    overrides = [a for a in argv if a.partition("=")[0] not in ("run_dir", "out")]
+    missing = [f"{k}=" for k in ("run_dir", "out") if not args.get(k)]
+    if missing:
+        raise SystemExit(f"{USAGE}\nmerge: missing {' and '.join(missing)}")
     return Path(args["run_dir"]), Path(args["out"]), overrides
 
 
@@ -38,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     run_dir, out, overrides = parse(sys.argv[1:] if argv is None else argv)
     try:
         merge_run(run_dir, out, overrides)
-    except (MergeRefused, FileNotFoundError, ValueError) as err:
+    except (MergeRefused, OSError, ValueError) as err:
         raise SystemExit(f"merge: {err}") from None
     print(f"merged model and tokenizer written to {out}")
 

@@ -39,7 +39,7 @@ from research.schema import check_config
 from research.tasks import Task
 from research.tracking import RunRecord, card, memory, overrides, read_record, relaunch, wandb_run
 from research.tracking.loggers import closing_wandb, start_loggers
-from research.tracking.summary import run_table
+from research.tracking.summary import run_table, written
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ def train(cfg: DictConfig) -> RunRecord:
             card.write_card(asdict(record), Path(record.artifacts["weights_dir"]))
     if zero:
         print(run_table(record.__dict__))
+        print(written(run_dir))
         if cfg.get("push_to_hub"):
             log.info(
                 "pushed weights/ and its model card to %s",
@@ -251,6 +252,7 @@ def evaluate(cfg: DictConfig) -> RunRecord:
         results.pop(f"{stage}/eval_s")
         record.metrics, record.memory = results, memory.peak()
     print(run_table(record.__dict__))
+    print(written(out_dir))
     return record
 
 

@@ -39,28 +39,28 @@ def test_sweep_with_a_raising_and_a_killed_job_relaunches_only_the_missing_ones(
     multiruns = tmp_path / "outputs" / "train" / "multiruns"
     proc = start_cli(*SWEEP, cwd=tmp_path)
     first = first_folder(multiruns, proc)
-    killed = kill_after_first_checkpoint(proc, first / "2_lora")
+    killed = kill_after_first_checkpoint(proc, first / "2_lora_r8")
     assert killed["status"] == "running"
-    assert read_record(first / "0_lora")["status"] == "failed"  # the raise did not stop the sweep
-    assert read_record(first / "1_lora")["status"] == "completed"
+    assert read_record(first / "0_lora_r0")["status"] == "failed"  # the raise did not stop the sweep
+    assert read_record(first / "1_lora_r4")["status"] == "completed"
 
     proc = run_cli(*SWEEP, cwd=tmp_path)  # the same command again: a new timestamped folder, the same sweep
     (second,) = set(multiruns.iterdir()) - {first}
     assert proc.returncode == 1, proc.stderr[-3000:]  # exit status = number of jobs that did not complete
-    assert read_record(second / "0_lora")["status"] == "failed"
-    assert "method.peft_config.r=0 must be an integer > 0" in read_record(second / "0_lora")["error"]
-    skipped = json.loads((second / "1_lora" / "skipped.json").read_text())
-    assert skipped["completed_run"] == str(first / "1_lora")
-    assert not (second / "1_lora" / "run.json").exists()  # not trained again
-    resumed = read_record(second / "2_lora")
+    assert read_record(second / "0_lora_r0")["status"] == "failed"
+    assert "method.peft_config.r=0 must be an integer > 0" in read_record(second / "0_lora_r0")["error"]
+    skipped = json.loads((second / "1_lora_r4" / "skipped.json").read_text())
+    assert skipped["completed_run"] == str(first / "1_lora_r4")
+    assert not (second / "1_lora_r4" / "run.json").exists()  # not trained again
+    resumed = read_record(second / "2_lora_r8")
     assert resumed["status"] == "completed"
-    assert resumed["artifacts"]["resumed_from"] == str(first / "2_lora" / "checkpoints" / "last.ckpt")
+    assert resumed["artifacts"]["resumed_from"] == str(first / "2_lora_r8" / "checkpoints" / "last.ckpt")
     assert resumed["sweep_root"] == str(multiruns)
 
     report = compare.build_report(compare.load_records([multiruns]))
     assert sorted(r["peft_config.r"] for r in report.runs) == [4, 8]  # each config once, no duplicate, none lost
-    assert {r["run_dir"] for r in report.runs} == {str(first / "1_lora"), str(second / "2_lora")}
-    assert [(r["status"], r["run_dir"]) for r in report.failed] == [("failed", str(second / "0_lora"))]
+    assert {r["run_dir"] for r in report.runs} == {str(first / "1_lora_r4"), str(second / "2_lora_r8")}
+    assert [(r["status"], r["run_dir"]) for r in report.failed] == [("failed", str(second / "0_lora_r0"))]
 
 
 @pytest.mark.parametrize(

@@ -88,19 +88,19 @@ def test_two_concurrent_launches_of_one_sweep_folder_train_each_job_once(tmp_pat
     args += [f"hydra.sweep.dir={sweep}", "-m"]
     first = start_cli(*args, cwd=tmp_path, log=tmp_path / "first.log")
     deadline = time.monotonic() + 300
-    while not (sweep / "0_lora" / "run.json").exists() and time.monotonic() < deadline:
+    while not (sweep / "0_lora_r4" / "run.json").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     second = start_cli(*args, cwd=tmp_path, log=tmp_path / "second.log")  # while the first trains job 0
     codes = first.wait(timeout=600), second.wait(timeout=600)
     logs = (tmp_path / "first.log").read_text(), (tmp_path / "second.log").read_text()
 
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert jobs == ["0_lora", "1_lora", "2_lora"]
+    assert jobs == ["0_lora_r4", "1_lora_r8", "2_lora_r16"]
     for job in jobs:
         assert read_record(sweep / job)["status"] == "completed", logs
         assert [p.name for p in (sweep / job / "csv").iterdir()] == ["version_0"], f"{job} was trained twice"
         assert not (sweep / job / LOCK_FILE).exists()
-    assert f"skipped: {sweep / '0_lora'} is being run by another launch: pid {first.pid}" in logs[1]
+    assert f"skipped: {sweep / '0_lora_r4'} is being run by another launch: pid {first.pid}" in logs[1]
     # Whichever launch ended first may have left a job to the other, still running it: it says so.
     assert 0 in codes, logs
     for code, log in zip(codes, logs, strict=True):

@@ -45,19 +45,19 @@ def test_a_sigterm_stops_a_sweep_prints_its_table_and_counts_what_did_not_comple
     sweep = ["method.peft_config.r=0,4,8", *RUN, "resume=auto", f"hydra.sweep.dir={tmp_path / 'sweep'}", "-m"]
     log = tmp_path / "sweep.log"
     proc = start_cli(*sweep, cwd=tmp_path, log=log)
-    kill_after_first_checkpoint(proc, tmp_path / "sweep" / "1_lora", sig=signal.SIGTERM)
+    kill_after_first_checkpoint(proc, tmp_path / "sweep" / "1_lora_r4", sig=signal.SIGTERM)
     out = log.read_text()
     assert proc.returncode == 3, out[-3000:]  # job 0 failed (rank 0 refused), 1 interrupted, 2 not started
     assert "3 of 3 jobs did not complete: 1 failed, 1 interrupted, 1 not started" in out
     assert f"Sweep {tmp_path / 'sweep'} (2 runs)" in out and "interrupted" in out.split("(2 runs)")[1]
     assert "not started: the sweep was stopped by SIGTERM" in out
-    assert read_record(tmp_path / "sweep" / "1_lora")["status"] == "interrupted"
-    assert read_record(tmp_path / "sweep" / "2_lora") is None
+    assert read_record(tmp_path / "sweep" / "1_lora_r4")["status"] == "interrupted"
+    assert read_record(tmp_path / "sweep" / "2_lora_r8") is None
 
     proc = run_cli(*sweep, cwd=tmp_path)  # the same sweep folder again: the interrupted job continues
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "1 of 3 jobs did not complete: 1 failed" in proc.stdout
-    resumed = read_record(tmp_path / "sweep" / "1_lora")
+    resumed = read_record(tmp_path / "sweep" / "1_lora_r4")
     assert resumed["status"] == "completed"
-    assert resumed["artifacts"]["resumed_from"] == str(tmp_path / "sweep" / "1_lora" / "checkpoints" / "last.ckpt")
-    assert read_record(tmp_path / "sweep" / "2_lora")["status"] == "completed"
+    assert resumed["artifacts"]["resumed_from"] == str(tmp_path / "sweep" / "1_lora_r4" / "checkpoints" / "last.ckpt")
+    assert read_record(tmp_path / "sweep" / "2_lora_r8")["status"] == "completed"

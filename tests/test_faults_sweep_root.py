@@ -59,12 +59,12 @@ def test_an_unrelated_sweep_next_to_a_corrupt_one_runs_all_its_jobs(tmp_path: Pa
         return run_cli(*args, f"hydra.sweep.dir={tmp_path / name}", "-m", cwd=tmp_path)
 
     assert launch("a").returncode == 0
-    corrupt = tmp_path / "a" / "0_lora" / "run.json"
+    corrupt = tmp_path / "a" / "0_lora_r4" / "run.json"
     corrupt.write_text(corrupt.read_text()[:200])  # cut short, as a full disk or a copy leaves it
 
     proc = launch("b")  # the same configs, under the same parent: still its own sweep
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    for job in ("0_lora", "1_lora"):
+    for job in ("0_lora_r4", "1_lora_r8"):
         assert read_record(tmp_path / "b" / job)["status"] == "completed"
         assert not (tmp_path / "b" / job / "skipped.json").exists(), "nothing skipped for sweep a's runs"
     assert str(corrupt) not in proc.stdout + proc.stderr, "sweep b never even read sweep a's records"
@@ -72,6 +72,6 @@ def test_an_unrelated_sweep_next_to_a_corrupt_one_runs_all_its_jobs(tmp_path: Pa
     proc = launch("a")  # sweep a again: its unreadable job runs again, the completed one is skipped
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert f"skipping {corrupt}: not readable JSON" in proc.stdout  # Hydra logs to stdout
-    assert read_record(tmp_path / "a" / "0_lora")["status"] == "completed"
+    assert read_record(tmp_path / "a" / "0_lora_r4")["status"] == "completed"
     assert "1 jobs skipped" in proc.stdout
-    assert f"this config completed in {tmp_path / 'a' / '1_lora'} (sweep {tmp_path / 'a'})" in proc.stdout
+    assert f"this config completed in {tmp_path / 'a' / '1_lora_r8'} (sweep {tmp_path / 'a'})" in proc.stdout

@@ -41,7 +41,7 @@ def test_two_method_multirun_writes_two_records_and_two_wandb_runs(tmp_path: Pat
     wandb_runs = sorted(sweep.glob("*/wandb/offline-run-*"))
     assert len(wandb_runs) == 2, "each job must finish its own W&B run"
     assert wandb_runs[0].name.rsplit("-", 1)[1] != wandb_runs[1].name.rsplit("-", 1)[1]
-    assert "Sweep" in proc.stdout and "prompt_tuning/tiny_t5" in proc.stdout, "the end-of-sweep table is printed"
+    assert "Sweep" in proc.stdout and "1_prompt_tuning " in proc.stdout, "the end-of-sweep table is printed"
 
 
 def test_failed_run_is_recorded_with_its_error(tmp_path: Path):

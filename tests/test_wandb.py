@@ -90,7 +90,7 @@ def evaluated(sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`research.evaluate run_dir=<the r=8 job>`: re-scoring a saved run."""
     out = tmp_path_factory.mktemp("wandb_eval")
     with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("evaluate", [f"run_dir={sweep / '2_lora'}", *TINY, f"paths.output_dir={out}"])
+        cfg = compose("evaluate", [f"run_dir={sweep / '2_lora_r8'}", *TINY, f"paths.output_dir={out}"])
     with pytest.MonkeyPatch.context() as env:
         env.setenv("WANDB_MODE", "offline")
         evaluate(cfg)
@@ -113,7 +113,7 @@ def test_a_sweep_and_its_extension_are_one_group_of_distinctly_named_runs(sweep:
 
 @pytest.mark.slow
 def test_every_sweep_run_carries_its_identity_cost_and_weights(sweep: Path):
-    for job in sorted(sweep.glob("*_lora")):
+    for job in sorted(sweep.glob("*_lora_*")):
         record, run = read_record(job), only_run(job)
         got = inspect_summary(run)
         assert (got["state"], got["exit_code"]) == ("finished", 0)
@@ -145,7 +145,7 @@ def test_every_sweep_run_carries_its_identity_cost_and_weights(sweep: Path):
 
 @pytest.mark.slow
 def test_every_weights_folder_has_a_model_card_from_its_record(sweep: Path):
-    job = sweep / "2_lora"
+    job = sweep / "2_lora_r8"
     record = read_record(job)
     saved = ModelCard.load(job / "weights" / card.CARD)
     assert saved.data.library_name == "peft" and saved.data.base_model is None  # a random-init base has no Hub id
@@ -162,7 +162,7 @@ def test_every_weights_folder_has_a_model_card_from_its_record(sweep: Path):
 
 @pytest.mark.slow
 def test_evaluate_logs_an_eval_run_into_the_trained_runs_group(sweep: Path, evaluated: Path):
-    trained, run = header(only_run(sweep / "2_lora")), only_run(evaluated)
+    trained, run = header(only_run(sweep / "2_lora_r8")), only_run(evaluated)
     got = header(run)
     assert got["job_type"] == "eval" and got["run_group"] == trained["run_group"]
     assert got["display_name"].startswith("eval-lora-tiny_t5-synthetic-seed42-")
@@ -177,7 +177,7 @@ def test_every_key_docs_wandb_names_is_logged(sweep: Path, evaluated: Path):
     table = DOCS.read_text().split("<!-- logged-keys:start -->")[1].split("<!-- logged-keys:end -->")[0]
     rows = re.findall(r"^\| `([^`]+)` \| ([a-z ]+) \|", table, flags=re.M)
     assert len(rows) > 20
-    trained, evaluation = inspect_summary(only_run(sweep / "0_lora")), inspect_summary(only_run(evaluated))
+    trained, evaluation = inspect_summary(only_run(sweep / "0_lora_r2")), inspect_summary(only_run(evaluated))
     logged = {"config": trained["config"], "summary": trained["summary"], "eval summary": evaluation["summary"]}
     missing = [(key, where) for key, where in rows if key not in logged[where]]
     assert not missing, f"docs/wandb.md names keys no run logs: {missing}"
@@ -194,11 +194,11 @@ def test_a_job_that_raises_ends_its_wandb_run_failed_and_the_sweep_goes_on(
     args = ["-m", "train=true,false", "+trainer.val_check_interval=1000", *TINY, "trainer.max_epochs=1"]
     proc = run_cli(*args, f"hydra.sweep.dir={folder}", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]  # the number of failed jobs
-    assert read_record(folder / "0_lora")["status"] == "failed"
-    failed = inspect_summary(only_run(folder / "0_lora"))
+    assert read_record(folder / "0_lora_traintrue")["status"] == "failed"
+    failed = inspect_summary(only_run(folder / "0_lora_traintrue"))
     assert failed["exit_code"] != 0 and failed["state"] == "failed"
     assert failed["config"]["status"] == "failed"
-    done = inspect_summary(only_run(folder / "1_lora"))
+    done = inspect_summary(only_run(folder / "1_lora_trainfalse"))
     assert (done["state"], done["exit_code"], done["config"]["status"]) == ("finished", 0, "completed")
 
 

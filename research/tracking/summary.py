@@ -35,17 +35,31 @@ def run_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def sweep_table(records: list[dict[str, Any]]) -> str:
+def sweep_table(jobs: dict[str, dict[str, Any]]) -> str:
+    """One row per job, labelled by its folder name, which shows the values the sweep varied (2_lora_r4)."""
+    records = list(jobs.values())
     names = sorted({n for r in records for n in headline_metrics(r["metrics"])}, key=HEADLINE.index)
-    header = f"{'run':<28}{'status':<12}{'trainable %':>12}" + "".join(f"{n:>11}" for n in names) + f"{'train_s':>9}"
+    width = max(len("job"), *map(len, jobs)) + 2
+    header = f"{'job':<{width}}{'status':<10}{'trainable %':>12}" + "".join(f"{n:>11}" for n in names)
+    header += f"{'train_s':>9}"
     rows = [header, "-" * len(header)]
-    for r in records:
-        label = f"{r['method']}/{r['model']}"
+    for label, r in jobs.items():
         pct = r["params"].get("trainable_pct")
-        row = f"{label:<28}{r['status']:<12}{_fmt(pct, 3):>12}"
+        row = f"{label:<{width}}{r['status']:<10}{_fmt(pct, 3):>12}"
         row += "".join(f"{_fmt(r['metrics'].get(f'test/{n}')):>11}" for n in names)
         rows.append(row + f"{_fmt(r['timing'].get('train_s'), 1):>9}")
     return "\n".join(rows)
+
+
+def written(run_dir: Path) -> str:
+    """The closing lines of a command that wrote a run: where its folder and its record are."""
+    return f"run folder: {run_dir}\nrun record: {run_dir / RUN_FILE}"
+
+
+def _job_order(run_file: Path) -> tuple[int, str]:
+    """Job folders in launch order (`10_...` after `9_...`): Hydra starts each name with the job number."""
+    number, _, rest = run_file.parent.name.partition("_")
+    return (int(number), rest) if number.isdigit() else (-1, run_file.parent.name)
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -76,10 +90,14 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         folders = sweep_dir.iterdir() if sweep_dir.is_dir() else []
-        jobs = sorted(d for d in folders if d.is_dir() and any((d / m).exists() for m in JOB_MARKERS))
-        records = [r for d in jobs if (r := read_record(d))]
+        jobs = sorted(
+            (d for d in folders if d.is_dir() and any((d / m).exists() for m in JOB_MARKERS)),
+            key=lambda d: _job_order(d / RUN_FILE),
+        )
+        records = {d.name: r for d in jobs if (r := read_record(d))}
         if records:
             print(f"\nSweep {sweep_dir} ({len(records)} runs)\n{sweep_table(records)}")
+        print(f"sweep folder: {sweep_dir}")
         outcomes = Counter(job_outcome(d) for d in jobs)
         if outcomes["skipped"]:
             print(f"{outcomes['skipped']} jobs skipped: completed in an earlier launch (see their {SKIP_FILE})")
