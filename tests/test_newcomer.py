@@ -21,12 +21,11 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from research import infer, merge
-from research.evaluate import evaluate
 from research.infer import answer, prompts
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base
+from research.pipeline import build, evaluate
 from research.runs import load_run
-from research.train import build
 from tests.conftest import ASSETS, CONF, ROOT, compose_cfg, small
 from tests.test_evaluate import evaluate_cfg
 from tests.test_infer import TEXTS, train_run
