@@ -13,15 +13,17 @@ import hydra
 from omegaconf import DictConfig
 
 from research.configs import config_dir
+from research.errors import reported
 from research.schema import check_config
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    check_config(cfg)
-    from research.pipeline import evaluate  # the heavy imports, once the config is known to be sound
+    with reported("evaluate"):
+        check_config(cfg)
+        from research.pipeline import evaluate  # the heavy imports, once the config is known to be sound
 
-    evaluate(cfg)
+        evaluate(cfg)
 
 
 if __name__ == "__main__":

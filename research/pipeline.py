@@ -35,7 +35,7 @@ from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base, fingerprint
 from research.optim import check_optimizer, check_scheduler
 from research.runs import WEIGHTS, check_same_base, run_config
-from research.schema import check_config
+from research.schema import check_arguments, check_config
 from research.tasks import Task
 from research.tracking import RunRecord, card, memory, overrides, read_record, relaunch, wandb_run
 from research.tracking.loggers import closing_wandb, start_loggers
@@ -137,6 +137,8 @@ def build(
     optimizer, scheduler = build_node(cfg.optimizer), build_node(cfg.scheduler)
     check_optimizer(optimizer, cuda=str(cfg.trainer.accelerator) in ("gpu", "cuda"))
     check_scheduler(scheduler)
+    for section in ("optimizer", "trainer"):  # a key added with `+` that the class does not take
+        check_arguments(cfg[section], section)
     for callback in callbacks:
         if hasattr(callback, "preflight"):
             callback.preflight(Task.parse(cfg.model.task), method)

@@ -20,6 +20,7 @@ from research.configs import build_node
 from research.methods.base import Context, Method
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base, fingerprint
+from research.schema import check_config
 from research.tracking import read_record
 
 WEIGHTS = "weights"
@@ -42,10 +43,18 @@ def run_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
     record = read_record(run_dir)
     if record is None:
         raise FileNotFoundError(f"run_dir={str(run_dir)!r} holds no run.json: is it a training run's folder?")
-    if record.get("status") != "completed" or not (run_dir / WEIGHTS).is_dir():
-        raise ValueError(f"run_dir={str(run_dir)!r} is {record.get('status')!r} and has no {WEIGHTS}/ to load")
+    if record.get("status") != "completed":
+        raise ValueError(
+            f"run_dir={str(run_dir)!r} is {record.get('status')!r}, not 'completed' ({record.get('error')}): "
+            "only a completed run's weights are loaded"
+        )
+    if not (run_dir / WEIGHTS).is_dir():
+        raise FileNotFoundError(
+            f"run_dir={str(run_dir)!r} has no {WEIGHTS}/ folder (moved or deleted?): nothing to load"
+        )
     cfg = OmegaConf.create(record["config"])
     apply_overrides(cfg, overrides)
+    check_config(cfg)  # an override is checked as on the command line of `train`
     return cfg
 
 

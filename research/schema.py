@@ -7,7 +7,10 @@ when it is built, still before the model loads.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
+import importlib
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +57,7 @@ def at_least(low: float, kind: str = "int", nullable: bool = False) -> Field:
 
 
 PROBABILITY = Field("number", low=0, high=1)
+CHOICES = {"split": ("train", "validation", "test")}  # top-level choices (evaluate's split: data.sources.SPLITS)
 SECTIONS = ("seed", "method", "optimizer", "scheduler", "trainer", "generation", "data")
 
 FIELDS: dict[str, Field] = {
@@ -113,6 +117,9 @@ def check_config(cfg: DictConfig) -> None:
         field = next((f for pattern, f in FIELDS.items() if fnmatch.fnmatchcase(name, pattern)), None)
         if field and not field.accepts(value):
             problems.append(f"{name}={value!r} must be {field.allowed()}")
+    for name, allowed in CHOICES.items():
+        if name in cfg and cfg[name] not in allowed:
+            problems.append(f"{name}={cfg[name]!r} is unknown; allowed: {', '.join(allowed)}")
     problems += run_length_problems(cfg)
     if problems:
         raise ValueError("; ".join(problems))
@@ -132,3 +139,25 @@ def run_length_problems(cfg: DictConfig) -> list[str]:
     if isinstance(steps, int) and steps > 0 and isinstance(warmup, int) and warmup >= steps:
         return [f"scheduler.warmup_steps={warmup} is not shorter than the run (trainer.max_steps={steps})"]
     return []
+
+
+def check_arguments(node: DictConfig, field: str) -> None:
+    """A key that the class of a `_target_` node does not take fails before the model loads, not when the
+    object is built after it: Hydra refuses a misspelled key of the config, but one added with `+` passes.
+    Called by the pipeline's build, where the target's library is imported anyway."""
+    module, _, name = str(node._target_).rpartition(".")
+    try:
+        target = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(f"{field}._target_={node._target_!r} cannot be imported ({err})") from None
+    params = inspect.signature(target).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return  # takes any keyword: the target checks its own
+    names = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    problems = []
+    for key in (str(k) for k in node if not str(k).startswith("_") and k not in params):
+        close = difflib.get_close_matches(key, names, n=2)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        problems.append(f"{field}.{key} is not an argument of {node._target_}{hint}")
+    if problems:
+        raise ValueError(f"{'; '.join(problems)}; it takes: {', '.join(names)}")

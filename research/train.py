@@ -11,6 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from research.configs import config_dir
+from research.errors import reported
 from research.schema import check_config
 from research.tracking import relaunch
 
@@ -23,10 +24,11 @@ def main(cfg: DictConfig) -> float | None:
         from research.pipeline import train
 
         return relaunch.run_sweep_job(cfg, train)
-    check_config(cfg)
-    from research.pipeline import train  # the heavy imports, once the config is known to be sound
+    with reported("train"):
+        check_config(cfg)
+        from research.pipeline import train  # the heavy imports, once the config is known to be sound
 
-    return relaunch.objective(train(cfg).metrics, cfg)
+        return relaunch.objective(train(cfg).metrics, cfg)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,14 @@ def read_records(path: Path, format: str) -> Records:
     if format == "sst2":
         return _labelled_lines(path, text)
     # A `.json` file holding one array is read as such even under format=jsonl (SAMSum ships train.json so).
-    if format == "json" or (path.suffix == ".json" and text.lstrip().startswith("[")):
+    array = text.lstrip().startswith("[")
+    if format == "json" or (path.suffix == ".json" and array):
         return _json(path, text)
+    if array:
+        line = text[: text.index("[")].count("\n") + 1
+        raise DataFormatError(
+            f"{path}:{line}: one JSON array, not JSON lines (an object per line); read it with data.format=json"
+        )
     return _json_lines(path, text)
 
 

@@ -148,6 +148,8 @@ def build_base(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, method: Any,
     (seed, model config) alone, and every command that rebuilds a run's base gets the same weights.
     transformers refuses a quantization_config next to a GGUF file: such a base loads de-quantized and
     the method quantizes it itself."""
+    source = spec.name_or_path if spec.pretrained else f"built from its config with seed {seed}"
+    log.info("loading the base model %s (%s)", spec.name, source)  # the long wait of a run starts here
     torch.manual_seed(seed)
     return build_model(spec, tokenizer, **({} if spec.gguf_file else method.load_kwargs()))
 
