@@ -153,7 +153,7 @@ def test_infer_says_when_the_base_moved_and_takes_its_new_place_as_an_override(f
     shutil.move(base, moved)
     proc = cli("research.infer", f"run_dir={run_dir}", "prompt=hello", cwd=tmp_path)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert f"cannot load model.name_or_path='{base}'" in proc.stderr and "model.name_or_path=/path" in proc.stderr
+    assert f"model.name_or_path='{base}' does not exist" in proc.stderr and "model.name_or_path=/path" in proc.stderr
     assert_quiet(proc)
     run = load_run(run_dir, [f"model.name_or_path={moved}"])
     assert run.model.get_base_model().config.name_or_path == str(moved) and answer(run, TEXTS)

@@ -194,11 +194,12 @@ def test_a_job_that_raises_ends_its_wandb_run_failed_and_the_sweep_goes_on(
     args = ["-m", "train=true,false", "+trainer.val_check_interval=1000", *TINY, "trainer.max_epochs=1"]
     proc = run_cli(*args, f"hydra.sweep.dir={folder}", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]  # the number of failed jobs
-    assert read_record(folder / "0_lora_traintrue")["status"] == "failed"
-    failed = inspect_summary(only_run(folder / "0_lora_traintrue"))
+    (raised,), (tested,) = folder.glob("0_lora*"), folder.glob("1_lora*")  # named by the swept `train` value
+    assert read_record(raised)["status"] == "failed"
+    failed = inspect_summary(only_run(raised))
     assert failed["exit_code"] != 0 and failed["state"] == "failed"
     assert failed["config"]["status"] == "failed"
-    done = inspect_summary(only_run(folder / "1_lora_trainfalse"))
+    done = inspect_summary(only_run(tested))
     assert (done["state"], done["exit_code"], done["config"]["status"]) == ("finished", 0, "completed")
 
 

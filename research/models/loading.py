@@ -77,7 +77,10 @@ def check_local_source(spec: ModelSpec) -> None:
     if not local:
         return  # a hub id: loaded (or reported unreachable) by transformers
     if not path.is_dir():
-        raise FileNotFoundError(f"model.name_or_path={spec.name_or_path!r} does not exist (looked in {path.resolve()})")
+        raise FileNotFoundError(
+            f"model.name_or_path={spec.name_or_path!r} does not exist (looked in {path.resolve()}); "
+            "point it at the model's folder: model.name_or_path=/path/to/model"
+        )
     if spec.gguf_file:
         if not (path / spec.gguf_file).is_file():
             present = sorted(p.name for p in path.glob("*.gguf")) or "none"
