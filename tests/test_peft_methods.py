@@ -19,7 +19,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from peft import PeftModel
 from peft.tuners.tuners_utils import BaseTunerLayer
-from torch.utils.data import DataLoader
 from transformers import PreTrainedModel
 
 from research.loop import FineTuneModule
@@ -28,6 +27,7 @@ from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base
 from research.pipeline import build
 from tests.conftest import compose_cfg, small
+from tests.test_methods import fit_on_one_batch
 
 MODELS = ("tiny_t5", "tiny_llama")
 METHODS = (
@@ -94,16 +94,7 @@ def overrides(method: str, model: str, *extra: str) -> list[str]:
 
 def fit(module: pl.LightningModule, batch: dict, steps: int = STEPS) -> None:
     """The loop's own training step, optimizer and per-step method hook, on one batch repeated."""
-    module.train()
-    trainer = pl.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, train_dataloaders=DataLoader([batch] * steps, batch_size=None))
+    fit_on_one_batch(module, batch, steps)
 
 
 @torch.no_grad()

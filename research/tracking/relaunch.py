@@ -16,15 +16,15 @@ run's last readable checkpoint instead of starting over.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.utilities import rank_zero_only
 
-from research.tracking import checkpoints, claims
+from research.tracking import claims
 from research.tracking.interrupts import Interrupted
 from research.tracking.record import RUN_FILE, RunRecord, config_hash, read_record, write_json_atomic
 from research.tracking.sweep_root import is_multirun, sweep_root  # noqa: F401  train.py asks relaunch.is_multirun()
@@ -68,6 +68,15 @@ def completed_earlier(cfg: DictConfig) -> dict[str, Any] | None:
     return next((r for r in earlier_runs(cfg) if r["status"] == "completed"), None)
 
 
+def process_rank() -> int:
+    """The process's global rank, read from the environment as Lightning reads it (RANK under torchrun,
+    SLURM_PROCID under SLURM), without importing Lightning: this module loads before the config is checked."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if key in os.environ:
+            return int(os.environ[key])
+    return 0
+
+
 def resumable_checkpoint(cfg: DictConfig) -> Path | None:
     """`resume=auto`: the last checkpoint of the newest unfinished (killed, failed, interrupted) run of this
     config. A checkpoint that is not whole (a full disk, a copy cut short) is skipped with a warning that
@@ -78,7 +87,9 @@ def resumable_checkpoint(cfg: DictConfig) -> Path | None:
         ckpt = Path(record["run_dir"]) / CHECKPOINT
         if not ckpt.is_file():
             continue
-        if why := checkpoints.unreadable(ckpt):
+        from research.tracking.checkpoints import unreadable  # Lightning: imported once a run is under way
+
+        if why := unreadable(ckpt):
             log.warning("resume=auto: skipping %s: %s", ckpt, why)
             continue
         return ckpt
@@ -95,7 +106,7 @@ def run_sweep_job(cfg: DictConfig, train: Callable[[DictConfig], RunRecord]) -> 
         return None
     job_dir = Path(cfg.paths.output_dir)
     # Rank 0 claims: the other processes of a multi-process (SLURM) job run in the folder it holds.
-    claiming = claims.claimed(job_dir) if rank_zero_only.rank == 0 else nullcontext()
+    claiming = claims.claimed(job_dir) if process_rank() == 0 else nullcontext()
     try:
         with claiming as holder:
             if holder is not None:
