@@ -69,23 +69,6 @@ def check_resume(cfg: DictConfig) -> None:
         raise ValueError(f"ckpt_path={cfg.ckpt_path!r} was written under another configuration: {diff}")
 
 
-def check_writable(directory: Path, field: str = "paths.output_dir") -> None:
-    """A directory must take files before hours of training go into it. The probe holds data (a page): a
-    full disk still takes an empty file."""
-    probe = directory / ".write-test"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with probe.open("wb") as fh:
-            fh.write(bytes(4096))
-            fh.flush()
-            os.fsync(fh.fileno())
-        probe.unlink()
-    except OSError as err:
-        if probe.is_file():  # created, then refused its data
-            probe.unlink()
-        raise ValueError(f"{field}={str(directory)!r} is not writable ({err.strerror}); choose another") from err
-
-
 def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
     out = []
     for key in sorted(set(old) | set(new)):

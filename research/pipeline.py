@@ -26,7 +26,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from research.analyses import ExamplePredictions
 from research.callbacks import EpochSeed, RecordProgress
-from research.checks import check_precision, check_resume, check_strategy, check_writable
+from research.checks import check_precision, check_resume, check_strategy
 from research.configs import build_node
 from research.data import DataModule, check_num_labels
 from research.loop import FineTuneModule
@@ -39,6 +39,7 @@ from research.schema import check_arguments, check_config
 from research.tasks import Task
 from research.tracking import RunRecord, card, memory, overrides, read_record, relaunch, wandb_run
 from research.tracking.loggers import closing_wandb, start_loggers
+from research.tracking.output_dir import check_writable
 from research.tracking.summary import run_table, written
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
-from research.checks import check_writable
 from research.tracking import wandb_run
+from research.tracking.output_dir import check_writable
 from research.tracking.record import RunRecord
 
 log = logging.getLogger(__name__)
