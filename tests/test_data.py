@@ -104,7 +104,7 @@ CONFIG_VALUES = {
         "format": "synthetic",
         "path": None,
         "input_field": "dialogue",
-        "num_examples": 800,
+        "num_examples": 400,
         "batch_size": 16,
     },
     "dialogsum": {"format": "jsonl", "hub_id": "knkarthick/dialogsum", "group_references": True, "eval_limit": 100},
