@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from research.analyses import ExamplePredictions
 from research.configs import config_dir
 from research.methods.base import count_parameters
+from research.progress import progress_callbacks
 from research.runs import WEIGHTS, run_config
 from research.tracking import RunRecord, memory
 from research.tracking.summary import run_table
@@ -41,7 +42,10 @@ def evaluate(cfg: DictConfig) -> RunRecord:
             record.artifacts = {"run_dir": str(run_dir), "weights_dir": str(run_dir / WEIGHTS)}
         record.params = count_parameters(module.model)
         trainer: pl.Trainer = instantiate(
-            cfg.trainer, default_root_dir=out_dir, logger=False, callbacks=[ExamplePredictions()]
+            cfg.trainer,
+            default_root_dir=out_dir,
+            logger=False,
+            callbacks=[ExamplePredictions(), *progress_callbacks(cfg.trainer)],
         )
         stage = "test" if run_dir else "zero_shot"
         started = time.perf_counter()

@@ -28,11 +28,12 @@ from research.callbacks import EpochSeed, RecordProgress
 from research.checks import check_precision, check_resume, check_strategy, check_writable
 from research.configs import config_dir
 from research.data import DataModule, check_num_labels
-from research.loop import FineTuneModule
+from research.loop import FineTuneModule, Speed
 from research.methods.base import Context, Method, count_parameters
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base
 from research.optim import check_optimizer, check_scheduler
+from research.progress import progress_callbacks
 from research.tracking import RunRecord, memory, relaunch
 from research.tracking.loggers import closing_wandb, start_loggers
 from research.tracking.summary import run_table
@@ -61,7 +62,7 @@ def train(cfg: DictConfig) -> RunRecord:
         loggers, note = start_loggers(cfg.logger, run_dir)
         if note:
             record.artifacts["logger_fallback"] = note
-        callbacks += [EpochSeed(cfg.seed), RecordProgress(record, run_dir)]
+        callbacks += [EpochSeed(cfg.seed), RecordProgress(record, run_dir), *progress_callbacks(cfg.trainer)]
         trainer: pl.Trainer = instantiate(
             cfg.trainer, default_root_dir=run_dir, logger=loggers or False, callbacks=callbacks
         )
@@ -132,6 +133,7 @@ def build(
         optimizer=optimizer,
         scheduler=scheduler,
         generation=cfg.generation,
+        speed=Speed.from_config(cfg.get("speed")),
     )
     return module, datamodule
 
