@@ -36,14 +36,17 @@ class LMParts:
 def lm_parts(model: nn.Module) -> LMParts | None:
     """The decoder and head of a decoder-only LM (plain, or under a peft weight method: LoRA layers sit
     inside the decoder), or None where the stock forward must be used."""
-    base = model
-    if isinstance(model, PeftModel):
-        if model.peft_config[model.active_adapter].is_prompt_learning:
-            return None
-        base = model.get_base_model()
+    if prompt_learning(model):
+        return None
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
     if getattr(base.config, "model_type", None) not in PLAIN_HEAD or base.get_output_embeddings() is None:
         return None
     return LMParts(decoder=base.get_decoder(), head=base.get_output_embeddings())
+
+
+def prompt_learning(model: nn.Module) -> bool:
+    """A peft prompt-learning method (prompt or prefix tuning...): it adds virtual tokens in its own forward."""
+    return isinstance(model, PeftModel) and model.peft_config[model.active_adapter].is_prompt_learning
 
 
 def loss_at_labels(hidden: torch.Tensor, labels: torch.Tensor, head: nn.Module) -> tuple[torch.Tensor, int]:

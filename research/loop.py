@@ -6,8 +6,8 @@ evaluation, metrics. What differs between methods lives in the method object (re
 which also switches to the untouched base) and returns the stage's metrics.
 
 `Speed` switches how a step or an evaluation is computed, never what: the loss only at labelled
-positions (research/lm_loss.py) and one pass for an evaluation batch's loss and its generation prompt
-(research/prefill.py); each falls back to the stock path where it does not apply. The evaluation loss is
+positions (research/lm_loss.py) and one pass over an evaluation batch's prompt for both its loss and its
+generation (research/prefill.py); each falls back to the stock path where it does not apply. The evaluation loss is
 the mean over every labelled token of the split, so it does not depend on how the split is batched or
 ordered."""
 
@@ -24,13 +24,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from transformers import Cache, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from research.data.collate import IGNORE_INDEX
 from research.lm_loss import LMParts, causal_loss, lm_parts
 from research.methods.base import Method
 from research.metrics import classification_metrics, generation_metrics
-from research.prefill import prefill, shares_prefill
+from research.prefill import one_pass
 from research.tasks import Task
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
@@ -41,7 +41,7 @@ class Speed:
     """conf/train.yaml `speed`: levers that change how a step or an evaluation is computed, never what."""
 
     target_logits: bool = True  # decoder-only: LM head and loss only at labelled positions
-    shared_prefill: bool = True  # decoder-only evaluation: one pass gives the loss and the prompt's cache
+    shared_prefill: bool = True  # evaluation: one pass over the prompt gives the loss and what generation continues
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any] | None) -> Speed:
@@ -167,14 +167,11 @@ class FineTuneModule(pl.LightningModule):
             self._eval["predictions"] += out.logits.argmax(-1).tolist()
             self._eval["references"] += batch["labels"].tolist()
         else:
-            parts = self._lm_parts(model)
-            if parts and self.speed.shared_prefill and shares_prefill(self.generation):
-                loss, count, cache = prefill(parts, batch)
-            else:
-                (loss, count), cache = self.loss(batch, model), None
+            shared = one_pass(model, self.task, batch, self.generation) if self.speed.shared_prefill else None
+            loss, count, encoded = shared or (*self.loss(batch, model), {})
             prompts = batch["prompt_ids"] if self.task is Task.CAUSAL else batch["input_ids"]
             self._eval["inputs"] += self.tokenizer.batch_decode(prompts, skip_special_tokens=True)
-            self._eval["predictions"] += self.generate(batch, model, cache)
+            self._eval["predictions"] += self.generate(batch, model, **encoded)
             self._eval["references"] += batch["references"]
         self._eval["losses"].append(float(loss) * count)
         self._eval["tokens"].append(count)
@@ -204,10 +201,8 @@ class FineTuneModule(pl.LightningModule):
         metrics = {f"{stage}/{k}": v for k, v in (metrics | extra).items()}
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=True)  # equal on every rank (gathered)
 
-    def generate(
-        self, batch: Mapping[str, Any], model: nn.Module | None = None, cache: Cache | None = None
-    ) -> list[str]:
-        return generate(model or self.model, self.tokenizer, self.task, batch, self.generation, cache)
+    def generate(self, batch: Mapping[str, Any], model: nn.Module | None = None, **encoded: Any) -> list[str]:
+        return generate(model or self.model, self.tokenizer, self.task, batch, self.generation, **encoded)
 
 
 def label_count(labels: torch.Tensor, task: Task) -> int:
@@ -224,15 +219,13 @@ def generate(
     task: Task,
     batch: Mapping[str, Any],
     generation: Mapping[str, Any],
-    cache: Cache | None = None,
+    **encoded: Any,
 ) -> list[str]:
     """Batched greedy (by default) generation; it stops when every row has produced EOS. A decoder-only
-    model continues its left-padded prompt (`prompt_ids`), from `cache` when given (the prompt but its
-    last token, research/prefill.py), and the prompt is cut off its output; an encoder-decoder's output is
-    the answer alone."""
-    kwargs = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id, **generation}
-    if cache is not None:
-        kwargs["cache"] = cache
+    model continues its left-padded prompt (`prompt_ids`) and the prompt is cut off its output; an
+    encoder-decoder's output is the answer alone. `encoded`: the prompt already run through the model
+    (research/prefill.py: a decoder-only `cache` of the prompt but its last token, or `encoder_outputs`)."""
+    kwargs = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id, **generation, **encoded}
     if task is Task.CAUSAL:
         prompt = batch["prompt_ids"]
         out = model.generate(input_ids=prompt, attention_mask=batch["prompt_mask"], **kwargs)

@@ -104,8 +104,9 @@ def test_sorted_batches_and_shared_prefill_score_exactly_as_the_stock_evaluation
 ) -> None:
     """Batches in length order, one pass for loss and prompt: same predictions, in the split's order,
     same metrics; the loss (a mean over the split's labelled tokens) agrees to float32 rounding.
-    Prompt tuning is compared on the same batches: peft ignores position ids under prompt learning, so a
-    row's answer depends on its batch's left padding in the stock path already (docs/benchmarks.md)."""
+    Prompt tuning (stock evaluation, a single pass does not apply) is compared on the same batches: peft
+    ignores position ids under prompt learning, so a row's answer depends on its batch's left padding in
+    the stock path already (docs/benchmarks.md)."""
     module, datamodule = _built(
         *overrides, "data.test_limit=10", "data.eval_batch_size=4", "generation.max_new_tokens=6"
     )
@@ -121,6 +122,25 @@ def test_sorted_batches_and_shared_prefill_score_exactly_as_the_stock_evaluation
     assert len(set(stock_rows["predictions"])) > 2, stock_rows["predictions"]  # varied outputs: a real comparison
     assert fast.pop("loss") == pytest.approx(stock.pop("loss"), rel=1e-5)
     assert fast == stock
+
+
+@pytest.mark.parametrize("model", ["tiny_llama", "tiny_t5"])
+def test_the_shared_pass_reads_each_evaluation_prompt_once(model: str) -> None:
+    """Stock: the loss pass and generate's prefill each run the prompt; shared: one pass per batch, and
+    generation goes on from it (decoder-only: one new position per step; encoder-decoder: no encoder run)."""
+    module, datamodule = _built(f"model={model}", "data.num_examples=100", "data.test_limit=10",
+                                "data.eval_batch_size=4", "generation.max_new_tokens=3")  # fmt: skip
+    base = module.model.get_base_model()
+    reader = base.get_encoder() if model == "tiny_t5" else base.get_decoder()
+    passes = []
+    reader.register_forward_hook(
+        lambda _m, _args, kwargs, _out: passes.append(1) if kwargs["input_ids"].shape[1] > 1 else None,
+        with_kwargs=True,
+    )
+    for speed, per_batch in ((STOCK, 2), (Speed(), 1)):
+        passes.clear()
+        _scored(module, datamodule, speed, sort=True)
+        assert len(passes) == per_batch * 3  # 10 examples in batches of 4
 
 
 def test_evaluation_batches_come_longest_first_with_their_split_index() -> None:
