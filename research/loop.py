@@ -3,14 +3,22 @@ and the method that injected it. Steps, optimizer and schedule from config, gene
 evaluation, metrics. What differs between methods lives in the method object (research/methods/).
 
 `trainer.test` scores the split under a stage name (`test`, or `zero_shot` through `scoring(...)`,
-which also switches to the untouched base) and returns the stage's metrics."""
+which also switches to the untouched base) and returns the stage's metrics.
+
+`Speed` switches how a step or an evaluation is computed, never what: the loss only at labelled
+positions (research/lm_loss.py) and one pass over an evaluation batch's prompt for both its loss and its
+generation (research/prefill.py); each falls back to the stock path where it does not apply. The evaluation loss is
+the mean over every labelled token of the split, so it does not depend on how the split is batched or
+ordered."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytorch_lightning as pl
@@ -18,11 +26,32 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from research.data.collate import IGNORE_INDEX
+from research.lm_loss import LMParts, causal_loss, lm_parts
 from research.methods.base import Method
 from research.metrics import classification_metrics, generation_metrics
+from research.prefill import one_pass
 from research.tasks import Task
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
+
+
+@dataclass(frozen=True)
+class Speed:
+    """conf/train.yaml `speed`: levers that change how a step or an evaluation is computed, never what."""
+
+    target_logits: bool = True  # decoder-only: LM head and loss only at labelled positions
+    shared_prefill: bool = True  # evaluation: one pass over the prompt gives the loss and what generation continues
+
+    @classmethod
+    def from_config(cls, node: Mapping[str, Any] | None) -> Speed:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        for key, value in (node or {}).items():
+            if key not in fields:
+                raise ValueError(f"speed.{key} is not a speed switch; allowed: {', '.join(sorted(fields))}")
+            if not isinstance(value, bool):
+                raise ValueError(f"speed.{key}={value!r} must be true or false")
+        return cls(**(node or {}))
 
 
 class FineTuneModule(pl.LightningModule):
@@ -36,10 +65,12 @@ class FineTuneModule(pl.LightningModule):
         optimizer: functools.partial,
         scheduler: functools.partial,
         generation: Mapping[str, Any],
+        speed: Speed = Speed(),
     ) -> None:
         super().__init__()
         self.model, self.method, self.tokenizer, self.task = model, method, tokenizer, task
         self.make_optimizer, self.make_scheduler, self.generation = optimizer, scheduler, dict(generation)
+        self.speed = speed
         self.stage, self._use_base = "test", False
         self.last_eval: dict[str, list] = {}  # the latest evaluation's rows: the examples callback reads them
         self.tokens_seen = 0  # non-padding input tokens trained on, for tokens/s
@@ -59,14 +90,26 @@ class FineTuneModule(pl.LightningModule):
 
     # --- training ---------------------------------------------------------------------------
     def forward(self, batch: Mapping[str, Any], model: nn.Module | None = None) -> Any:
+        """The stock forward: the model's own output (logits at every position, and the loss)."""
         return (model or self.model)(**{k: batch[k] for k in MODEL_INPUTS})
 
     def on_fit_start(self) -> None:
         """Models come from transformers in eval mode (dropout off): train mode before Lightning starts fitting."""
         self.model.train()
 
+    def loss(self, batch: Mapping[str, Any], model: nn.Module | None = None) -> tuple[torch.Tensor, int]:
+        """The batch's mean loss over its labelled tokens (rows, for a classifier) and their number."""
+        model = model or self.model
+        if parts := self._lm_parts(model):
+            return causal_loss(parts, batch)
+        return self(batch, model).loss, label_count(batch["labels"], self.task)
+
+    def _lm_parts(self, model: nn.Module) -> LMParts | None:
+        """The decoder and head for the labelled-positions loss, where it is on and applies."""
+        return lm_parts(model) if self.speed.target_logits and self.task is Task.CAUSAL else None
+
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self(batch).loss
+        loss, _ = self.loss(batch)
         self.tokens_seen += int(batch["attention_mask"].sum())
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
@@ -96,7 +139,7 @@ class FineTuneModule(pl.LightningModule):
 
     # --- evaluation -------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
-        self._eval = {"inputs": [], "predictions": [], "references": [], "losses": [], "sizes": []}
+        self._eval = {"index": [], "inputs": [], "predictions": [], "references": [], "losses": [], "tokens": []}
         self._eval_started = time.perf_counter()
 
     def on_test_epoch_start(self) -> None:
@@ -119,36 +162,41 @@ class FineTuneModule(pl.LightningModule):
         self._log_metrics(self.stage, eval_s=time.perf_counter() - self._eval_started)
 
     def _evaluate_batch(self, batch: Mapping[str, Any], model: nn.Module) -> None:
-        out = self(batch, model)
-        n = batch["input_ids"].shape[0]
-        self._eval["losses"].append(out.loss.detach().float() * n)
-        self._eval["sizes"].append(n)
-        if self.task.generates:
-            prompts = batch["prompt_ids"] if self.task is Task.CAUSAL else batch["input_ids"]
-            self._eval["inputs"] += self.tokenizer.batch_decode(prompts, skip_special_tokens=True)
-            self._eval["predictions"] += self.generate(batch, model)
-            self._eval["references"] += batch["references"]
-        else:
+        n, seen = batch["input_ids"].shape[0], len(self._eval["index"])
+        self._eval["index"] += batch.get("index", range(seen, seen + n))  # the split's order, put back at the end
+        if not self.task.generates:
+            out = self(batch, model)
+            loss, count = out.loss, n
             self._eval["inputs"] += self.tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True)
             self._eval["predictions"] += out.logits.argmax(-1).tolist()
             self._eval["references"] += batch["labels"].tolist()
+        else:
+            shared = one_pass(model, self.task, batch, self.generation) if self.speed.shared_prefill else None
+            loss, count, encoded = shared or (*self.loss(batch, model), {})
+            prompts = batch["prompt_ids"] if self.task is Task.CAUSAL else batch["input_ids"]
+            self._eval["inputs"] += self.tokenizer.batch_decode(prompts, skip_special_tokens=True)
+            self._eval["predictions"] += self.generate(batch, model, **encoded)
+            self._eval["references"] += batch["references"]
+        self._eval["losses"].append(float(loss) * count)
+        self._eval["tokens"].append(count)
 
     def _gathered(self) -> dict[str, list]:
         """This stage's rows from every process: under DDP each rank saw only its share of the split
         (DistributedSampler; when the split size is not a multiple of the number of processes it
         repeats a few examples to even the shares)."""
-        ev = {**self._eval, "losses": [float(x) for x in self._eval.get("losses", [])]}
-        if self.trainer.world_size == 1:
-            return ev
-        parts: list[dict[str, list]] = [{}] * self.trainer.world_size
-        torch.distributed.all_gather_object(parts, ev)
-        return {k: [v for p in parts for v in p[k]] for k in ev}
+        ev = self._eval
+        if self.trainer.world_size > 1:
+            parts: list[dict[str, list]] = [{}] * self.trainer.world_size
+            torch.distributed.all_gather_object(parts, ev)
+            ev = {k: [v for p in parts for v in p[k]] for k in ev}
+        order = sorted(range(len(ev["index"])), key=ev["index"].__getitem__)
+        return ev | {k: [ev[k][i] for i in order] for k in ("index", "inputs", "predictions", "references")}
 
     def _log_metrics(self, stage: str, **extra: float) -> None:
         ev = self._gathered()
-        if not ev.get("sizes"):
+        if not ev.get("tokens"):
             return
-        metrics = {"loss": sum(ev["losses"]) / sum(ev["sizes"])}
+        metrics = {"loss": sum(ev["losses"]) / sum(ev["tokens"])}
         if self.task.generates:
             metrics.update(generation_metrics(ev["predictions"], ev["references"]))
         else:
@@ -157,8 +205,15 @@ class FineTuneModule(pl.LightningModule):
         metrics = {f"{stage}/{k}": v for k, v in (metrics | extra).items()}
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=True)  # equal on every rank (gathered)
 
-    def generate(self, batch: Mapping[str, Any], model: nn.Module | None = None) -> list[str]:
-        return generate(model or self.model, self.tokenizer, self.task, batch, self.generation)
+    def generate(self, batch: Mapping[str, Any], model: nn.Module | None = None, **encoded: Any) -> list[str]:
+        return generate(model or self.model, self.tokenizer, self.task, batch, self.generation, **encoded)
+
+
+def label_count(labels: torch.Tensor, task: Task) -> int:
+    """The tokens (rows, for a classifier) a model's mean loss averages: a causal LM's position t predicts label t+1."""
+    if task is Task.CLASSIFICATION:
+        return labels.shape[0]
+    return int((labels[:, 1:] if task is Task.CAUSAL else labels).ne(IGNORE_INDEX).sum())
 
 
 @torch.no_grad()
@@ -168,10 +223,13 @@ def generate(
     task: Task,
     batch: Mapping[str, Any],
     generation: Mapping[str, Any],
+    **encoded: Any,
 ) -> list[str]:
-    """Batched greedy (by default) generation. A decoder-only model continues its left-padded prompt
-    (`prompt_ids`), so the prompt is cut off its output; an encoder-decoder's output is the answer alone."""
-    kwargs = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id, **generation}
+    """Batched greedy (by default) generation; it stops when every row has produced EOS. A decoder-only
+    model continues its left-padded prompt (`prompt_ids`) and the prompt is cut off its output; an
+    encoder-decoder's output is the answer alone. `encoded`: the prompt already run through the model
+    (research/prefill.py: a decoder-only `cache` of the prompt but its last token, or `encoder_outputs`)."""
+    kwargs = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id, **generation, **encoded}
     if task is Task.CAUSAL:
         prompt = batch["prompt_ids"]
         out = model.generate(input_ids=prompt, attention_mask=batch["prompt_mask"], **kwargs)

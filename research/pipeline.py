@@ -29,11 +29,12 @@ from research.callbacks import EpochSeed, RecordProgress
 from research.checks import check_precision, check_resume, check_strategy
 from research.configs import build_node
 from research.data import DataModule, check_num_labels
-from research.loop import FineTuneModule
+from research.loop import FineTuneModule, Speed
 from research.methods.base import Context, Method, count_parameters
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base, fingerprint
 from research.optim import check_optimizer, check_scheduler
+from research.progress import progress_callbacks
 from research.runs import WEIGHTS, check_same_base, run_config
 from research.schema import check_arguments, check_config
 from research.tasks import Task
@@ -77,7 +78,7 @@ def train(cfg: DictConfig) -> RunRecord:
         record.artifacts |= wandb_run.recorded_run()
         if note:
             record.artifacts["logger_fallback"] = note
-        callbacks += [EpochSeed(cfg.seed), RecordProgress(record, run_dir)]
+        callbacks += [EpochSeed(cfg.seed), RecordProgress(record, run_dir), *progress_callbacks(cfg.trainer)]
         callbacks += [LearningRateMonitor(logging_interval="step")] if loggers else []  # `train/lr` per step
         trainer: pl.Trainer = instantiate(
             cfg.trainer, default_root_dir=run_dir, logger=loggers or False, callbacks=callbacks
@@ -164,6 +165,7 @@ def build(
         optimizer=optimizer,
         scheduler=scheduler,
         generation=cfg.generation,
+        speed=Speed.from_config(cfg.get("speed")),
     )
     module.base_fingerprint = base_fingerprint
     return module, datamodule
@@ -244,7 +246,10 @@ def evaluate(cfg: DictConfig) -> RunRecord:
         for lg in loggers:
             lg.log_hyperparams(wandb_run.hyperparams(record))
         trainer: pl.Trainer = instantiate(
-            cfg.trainer, default_root_dir=out_dir, logger=loggers or False, callbacks=[ExamplePredictions()]
+            cfg.trainer,
+            default_root_dir=out_dir,
+            logger=loggers or False,
+            callbacks=[ExamplePredictions(), *progress_callbacks(cfg.trainer)],
         )
         stage = "test" if run_dir else "zero_shot"
         started = time.perf_counter()

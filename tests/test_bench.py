@@ -12,19 +12,22 @@ import pytest
 from research.bench.__main__ import main
 from research.bench.options import Options
 from research.bench.padding import padding_share
+from research.bench.report import TARGETS
 from research.pipeline import build
 from tests.conftest import compose_cfg, small
 
 
 def test_bench_writes_json_and_markdown_with_positive_finite_ratios(tmp_path: Path, capsys) -> None:
     failed = main(
-        ["--methods", "lora", "--steps", "2", "--warmup", "1", "--repeats", "2", "--gen-tokens", "4",
-         "--gen-batch", "4", "--no-padding", "--out", str(tmp_path), "data.num_examples=80"]
+        ["--model", "tiny_llama", "--methods", "lora", "--steps", "2", "--warmup", "1", "--repeats", "2",
+         "--gen-tokens", "4", "--gen-batch", "4", "--eval-rows", "6", "--no-padding", "--out", str(tmp_path),
+         "data.num_examples=80", "data.eval_batch_size=4", "generation.max_new_tokens=6",
+         "+model.config.initializer_range=0.2"]
     )  # fmt: skip
     assert failed == 0, (tmp_path / "logs").glob("*.log")
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report == {**report, **json.loads(capsys.readouterr().out)}  # stdout carries the same report
-    assert report["meta"]["threads"] == 1 and report["meta"]["model"] == "tiny_t5"
+    assert report["meta"]["threads"] == 1 and report["meta"]["model"] == "tiny_llama"
 
     lora = report["methods"]["lora"]
     assert lora["params"]["trainable"] < lora["params"]["total"]
@@ -35,17 +38,29 @@ def test_bench_writes_json_and_markdown_with_positive_finite_ratios(tmp_path: Pa
     for baseline in lora["baselines"].values():
         for ratio in (baseline["ratio"], baseline["cpu_ratio"], *baseline["ratios"], *baseline["cpu_ratios"]):
             assert ratio > 0 and math.isfinite(ratio)
+        # every run started from the same weights and seed: the loss curves agree
+        assert baseline["loss_gap"] <= TARGETS["loss_curve_gap"]
+    for run in (lora, *lora["baselines"].values()):
+        assert 0 < run["ceiling_fraction"]["cpu"] < 2 and 0 < run["ceiling_fraction"]["wall"] < 2
     assert lora["memory"]["train_peak_rss_mb"] > 0 and lora["memory"]["model_mb"] > 0
     # every runner trained the same batches: same token counts in every run
     segments = report["raw"]["lora"]["segments"]
     assert {s["runner"] for s in segments} == {"ours", "manual", "hf"}
     assert len({s["tokens"] for s in segments}) == 1
+    assert {len(s["losses"]) for s in segments} == {3}  # warm-up + timed steps
 
     gen = report["generation"]
     assert gen["rows"] == 4 and gen["speedup"] > 0
     assert gen["outputs_equal_all"], gen["examples"]  # batched and per-example generation agree
-    assert {t["target"].split(" ")[0] for t in report["targets"]} >= {"ours_vs_manual", "ours_vs_hf"}
-    assert "| lora |" in (tmp_path / "bench.md").read_text()
+    evaluation = report["evaluation"]
+    assert evaluation["rows"] == 6 and evaluation["batch_size"] == 4 and evaluation["cpu_speedup"] > 0
+    assert evaluation["outputs_equal_all"], evaluation["examples"]  # our evaluation and a plain generate loop agree
+    assert evaluation["generation"]["max_new_tokens"] == 6  # the run's settings, not the generation workload's
+    assert report["matmul_ceiling"]["flop_per_cpu_s"] > 0
+    names = {t["target"].split(" ")[0] for t in report["targets"]}
+    assert names >= {"ours_vs_manual", "ours_vs_hf", "loss_curve_gap", "evaluation_vs_loop"}
+    markdown = (tmp_path / "bench.md").read_text()
+    assert "| lora |" in markdown and "Evaluation (6 test examples, batch 4" in markdown
 
 
 def test_length_grouping_reduces_padding_on_the_real_train_loader() -> None:

@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     (out / "jobs").mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     raw = {m: run_job("train", m, opts, out) for m in opts.methods}
-    gen = raw[opts.methods[0]].get("batched_vs_loop") or {"error": f"the {opts.methods[0]} job failed"}
+    first_failed = {"error": f"the {opts.methods[0]} job failed"}
+    gen = raw[opts.methods[0]].get("batched_vs_loop") or first_failed
+    evaluation = raw[opts.methods[0]].get("evaluation_vs_loop") or first_failed
     pad = run_job("padding", opts.methods[0], opts, out) if opts.padding else None
     methods = {m: r if "error" in r else report.method_summary(r) | {"wall_s": r["wall_s"]} for m, r in raw.items()}
     ok = {m: r for m, r in methods.items() if "error" not in r}
@@ -52,9 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         "meta": _meta(opts, argv, first),
         "methods": methods,
         "generation": gen,
+        "evaluation": evaluation,
+        "matmul_ceiling": first.get("matmul_ceiling"),
         "padding": pad,
         "targets": report.targets(
-            ok, None if "error" in gen else gen, None if pad is None or "error" in pad else pad, _clock()
+            ok,
+            None if "error" in gen else gen,
+            None if pad is None or "error" in pad else pad,
+            _clock(),
+            None if "error" in evaluation else evaluation,
         ),
         "raw": raw,
     }

@@ -34,19 +34,23 @@ def throughput(module: FineTuneModule, rows: list[dict[str, Any]], collate: Coll
 def batched_vs_loop(
     module: FineTuneModule, rows: list[dict[str, Any]], collate: Collator, new_tokens: int, repeats: int
 ) -> dict:
-    module.generation = {**module.generation, "max_new_tokens": new_tokens}
+    saved = module.generation
+    module.generation = {**saved, "max_new_tokens": new_tokens}
     module.model.eval()
     sides: dict[str, Callable[[], list[str]]] = {
         "batched": lambda: _generate(module, collate, rows),
         "loop": lambda: [_generate(module, collate, [row])[0] for row in rows],
     }
-    _generate(module, collate, rows[:1])  # warm-up
     times: dict[str, list[float]] = {name: [] for name in sides}
     outputs: dict[str, list[str]] = {}
-    for _ in range(repeats):  # interleaved: a noisy moment slows both sides
-        for name, fn in sides.items():
-            seconds, outputs[name] = _timed(fn)
-            times[name].append(seconds)
+    try:
+        _generate(module, collate, rows[:1])  # warm-up
+        for _ in range(repeats):  # interleaved: a noisy moment slows both sides
+            for name, fn in sides.items():
+                seconds, outputs[name] = _timed(fn)
+                times[name].append(seconds)
+    finally:
+        module.generation = saved
     equal = sum(a == b for a, b in zip(outputs["batched"], outputs["loop"], strict=True))
     batched_s, loop_s = statistics.median(times["batched"]), statistics.median(times["loop"])
     return {

@@ -30,6 +30,7 @@ class Options:
     threads: int = 1  # 0: every core this process may use
     gen_tokens: int = 16
     gen_batch: int = 16
+    eval_rows: int = 40  # test examples our evaluation and the plain generate loop both score
     padding_examples: int | None = None  # None: the whole training split
     padding: bool = True
     peak_tflops: float | None = None  # accelerator peak, for model FLOPs utilisation (GPU only)
@@ -37,7 +38,7 @@ class Options:
     overrides: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "warmup", "repeats", "gen_tokens", "gen_batch"):
+        for name in ("steps", "warmup", "repeats", "gen_tokens", "gen_batch", "eval_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')}={getattr(self, name)} must be >= 1")
         unknown = [m for m in self.methods if not (CONF / "method" / f"{m}.yaml").exists()]
@@ -75,6 +76,9 @@ def parse(argv: list[str] | None = None) -> Options:
     )
     p.add_argument("--gen-tokens", type=int, default=d.gen_tokens, help="new tokens per row in the generation workload")
     p.add_argument("--gen-batch", type=int, default=d.gen_batch, help="rows in the generation workload")
+    p.add_argument(
+        "--eval-rows", type=int, default=d.eval_rows, help="test examples scored by our evaluation and a plain loop"
+    )
     p.add_argument("--padding-examples", type=int, help="training examples for the padding count (default: all)")
     p.add_argument("--no-padding", dest="padding", action="store_false", help="skip the padding measurement")
     p.add_argument("--peak-tflops", type=float, help="accelerator peak TFLOP/s for MFU (GPU)")
@@ -84,7 +88,7 @@ def parse(argv: list[str] | None = None) -> Options:
     return Options(
         model=a.model, data=a.data, methods=_csv(a.methods), baselines=_csv(a.baselines), steps=a.steps,
         warmup=a.warmup, batch_size=a.batch_size, seq_len=a.seq_len, repeats=a.repeats, threads=a.threads,
-        gen_tokens=a.gen_tokens, gen_batch=a.gen_batch, padding_examples=a.padding_examples, padding=a.padding,
+        gen_tokens=a.gen_tokens, gen_batch=a.gen_batch, eval_rows=a.eval_rows, padding_examples=a.padding_examples, padding=a.padding,
         peak_tflops=a.peak_tflops, out=a.out, overrides=a.overrides,
     )  # fmt: skip
 

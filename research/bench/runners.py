@@ -5,7 +5,8 @@
 - `hf`: the Hugging Face `Trainer` (`Seq2SeqTrainer` for seq2seq), as the reference lab trains.
 
 Same batches, same optimizer and schedule (the module's own `configure_optimizers`), same gradient
-clipping and precision. `ours` must run first: the baselines take its optimizer settings."""
+clipping and precision, and every run starts from the same trainable weights and seed (`restore`), so
+their loss curves can be compared. `ours` must run first: the baselines take its optimizer settings."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import tempfile
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from safetensors.torch import load_file
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, TrainingArguments
 
 from research.bench.timing import HFClock, LightningClock, StepClock
@@ -38,9 +41,11 @@ class Segment:
     tokens: int
     tokens_per_s: float
     tokens_per_cpu_s: float
+    flops: float  # model FLOPs the timed steps needed (resources.train_flops)
     startup_s: float
     threads: int
     memory: dict[str, float]
+    losses: list[float]  # training loss of every step, warm-up included
 
 
 def check_trainer(cfg: DictConfig) -> None:
@@ -51,8 +56,13 @@ def check_trainer(cfg: DictConfig) -> None:
         raise ValueError("trainer.accumulate_grad_batches must be 1 in the bench (a step is one batch)")
 
 
-def run(runner: str, module: FineTuneModule, cfg: DictConfig, work: TrainWorkload, warmup: int, repeat: int) -> Segment:
-    """One timed run from a clean slate: no gradients left over, peak memory reset."""
+def run(
+    runner: str, module: FineTuneModule, cfg: DictConfig, work: TrainWorkload, warmup: int, repeat: int, initial: Path
+) -> Segment:
+    """One timed run from a clean slate: the initial trainable weights (saved in `initial`) and seed, no
+    gradients left over, peak memory reset."""
+    module.model.load_state_dict(load_file(str(initial)), strict=False)
+    torch.manual_seed(cfg.seed)
     module.model.zero_grad(set_to_none=True)
     gc.collect()
     memory.reset_peak()
@@ -62,10 +72,10 @@ def run(runner: str, module: FineTuneModule, cfg: DictConfig, work: TrainWorkloa
     if len(clock.ends) != work.steps:
         raise RuntimeError(f"{runner}: {len(clock.ends)} steps ran, {work.steps} expected")
     step_s, step_cpu_s = clock.step_times(warmup), clock.step_times(warmup, cpu=True)
-    tokens = sum(work.tokens_per_step[warmup:])
+    tokens, flops = sum(work.tokens_per_step[warmup:]), sum(work.flops_per_step[warmup:])
     return Segment(
         runner, repeat, step_s, step_cpu_s, tokens, tokens / sum(step_s), tokens / sum(step_cpu_s),
-        clock.startup_s(), torch.get_num_threads(), memory.peak(),
+        flops, clock.startup_s(), torch.get_num_threads(), memory.peak(), clock.losses,
     )  # fmt: skip
 
 
@@ -96,6 +106,7 @@ def manual(module: FineTuneModule, cfg: DictConfig, work: TrainWorkload, clock: 
         for batch in work.loader():
             loss = model(**{k: v.to(device, non_blocking=True) for k, v in batch.items()}).loss
             loss.backward()
+            clock.losses.append(loss.item())
             if clip:
                 torch.nn.utils.clip_grad_norm_(params, clip)
             optimizer.step()
@@ -117,7 +128,7 @@ def hf(module: FineTuneModule, cfg: DictConfig, work: TrainWorkload, clock: Step
         max_grad_norm=cfg.trainer.gradient_clip_val or 0.0,
         bf16=str(cfg.trainer.precision).startswith("bf16"),
         use_cpu=device.type == "cpu",
-        logging_steps=cfg.trainer.log_every_n_steps,
+        logging_steps=1,  # each step's loss, for the loss curve
         save_strategy="no",
         report_to="none",
         disable_tqdm=True,

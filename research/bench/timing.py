@@ -3,7 +3,8 @@
 A step's time is the interval between the ends of two consecutive optimizer steps, so it includes
 everything a loop does between steps (data loading, collation, logging), not only the model. Both the
 wall-clock interval and the process CPU time spent in it are kept: on a shared, oversubscribed CPU the
-wall clock also counts the time other processes held the cores, the CPU time does not."""
+wall clock also counts the time other processes held the cores, the CPU time does not. Each step's
+training loss is kept too: the loops' loss curves must agree."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class StepClock:
         self.started = time.perf_counter()
         self.ends: list[float] = []
         self.cpu_ends: list[float] = []
+        self.losses: list[float] = []
 
     def tick(self) -> None:
         if torch.cuda.is_available():
@@ -41,8 +43,9 @@ class LightningClock(pl.Callback):
     def __init__(self, clock: StepClock) -> None:
         self.clock = clock
 
-    def on_train_batch_end(self, *args, **kwargs) -> None:  # after optimizer.step() when not accumulating
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # after optimizer.step()
         self.clock.tick()
+        self.clock.losses.append(float(outputs["loss"]))
 
 
 class HFClock(TrainerCallback):
@@ -51,6 +54,10 @@ class HFClock(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):  # after optimizer and scheduler steps
         self.clock.tick()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # logging_steps=1: each step's own loss
+        if logs and "loss" in logs:
+            self.clock.losses.append(float(logs["loss"]))
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,37 +15,43 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import save_file
 
-from research.bench import generation, padding, runners
+from research.bench import evaluation, generation, padding, runners
 from research.bench.options import Options, compose_config
-from research.bench.resources import mfu
+from research.bench.resources import matmul_ceiling, mfu
 from research.bench.workload import eval_rows, train_workload
-from research.methods.base import count_parameters
+from research.methods.base import count_parameters, trainable_tensors
 from research.models import ModelSpec, build_tokenizer
 from research.tracking import memory
 
 
 def train_job(opts: Options, method: str) -> dict:
-    """Ours and the baselines interleaved (ours, baselines..., then reversed: A B B A), then generation;
-    the first method's job also compares batched with per-example generation (saves a process start)."""
+    """Ours and the baselines interleaved (ours, baselines..., then reversed: A B B A), each from the same
+    initial weights, then generation; the first method's job also compares batched with per-example
+    generation and our evaluation with a plain generate loop (saves a process start)."""
     rss_start = memory.rss_mb()
     cfg = _sized(compose_config(opts, method), opts)
     runners.check_trainer(cfg)
     module, datamodule = _build(cfg)
     rss_built = memory.rss_mb()
-    work = train_workload(datamodule, opts.warmup + opts.steps)
+    work = train_workload(datamodule, opts.warmup + opts.steps, module.model)
     segments = []
-    for repeat in range(opts.repeats):
-        order = ["ours", *opts.baselines]
-        for runner in order if repeat % 2 == 0 else order[::-1]:
-            segments.append(runners.run(runner, module, cfg, work, opts.warmup, repeat))
+    with tempfile.TemporaryDirectory() as tmp:  # on disk, not in memory: it would count in every peak
+        initial = Path(tmp) / "initial.safetensors"
+        save_file(trainable_tensors(module.model), str(initial))
+        for repeat in range(opts.repeats):
+            order = ["ours", *opts.baselines]
+            for runner in order if repeat % 2 == 0 else order[::-1]:
+                segments.append(runners.run(runner, module, cfg, work, opts.warmup, repeat, initial))
     params = count_parameters(module.model)
     first = segments[0]  # ours, first thing after the build: its peak is not inflated by earlier runs
     ours_tps = [s.tokens_per_s for s in segments if s.runner == "ours"]
     rows = eval_rows(datamodule, opts.gen_batch)
-    compared = None
+    compared = evaluated = None
     if method == opts.methods[0]:
         compared = generation.batched_vs_loop(module, rows, datamodule.collate, opts.gen_tokens, opts.repeats)
+        evaluated = evaluation.ours_vs_loop(module, datamodule, cfg, opts.repeats)
     return {
         "method": method,
         "model": cfg.model.name,
@@ -60,8 +67,10 @@ def train_job(opts: Options, method: str) -> dict:
             **{k.replace("bytes", "mb"): v / 2**20 for k, v in memory.model_bytes(module.model).items()},
         },
         "mfu": mfu(params["total"], max(ours_tps), opts.peak_tflops),
+        "matmul_ceiling": matmul_ceiling(next(module.model.parameters()).device),
         "generation": generation.throughput(module, rows, datamodule.collate, opts.gen_tokens),
         "batched_vs_loop": compared,
+        "evaluation_vs_loop": evaluated,
     }
 
 
@@ -88,11 +97,12 @@ def _build(cfg: DictConfig):
 
 
 def _sized(cfg: DictConfig, opts: Options) -> DictConfig:
-    """Tokenize only what the jobs read: the training steps' examples and the generation rows."""
+    """Tokenize only what the jobs read: the training steps' examples, the generation and evaluation rows."""
     needed = (opts.warmup + opts.steps) * cfg.data.batch_size
     cfg.data.train_limit = min(cfg.data.train_limit or needed, needed)
     cfg.data.eval_limit = min(cfg.data.eval_limit or opts.gen_batch, opts.gen_batch)
-    cfg.data.test_limit = min(cfg.data.test_limit or opts.gen_batch, opts.gen_batch)
+    rows = max(opts.gen_batch, opts.eval_rows)
+    cfg.data.test_limit = min(cfg.data.test_limit or rows, rows)
     return cfg
 
 

@@ -1,8 +1,12 @@
 """Tokenization of one example per task, and dynamic padding of a batch.
 
 seq2seq: encoder input = prompt, labels = target.  causal: input = prompt + target + eos with the
-prompt masked out of the loss (labels -100), plus the prompt alone (left-padded) for generation.
+prompt masked out of the loss (labels -100), plus the prompt alone (left-padded) for generation and the
+target alone (right-padded), which evaluation appends to the left-padded prompt so that one pass gives
+both the loss and the prompt's cache for generation (research/prefill.py).
 classification: input = text, labels = class index.
+Evaluation rows carry their position in the split (`index`): batches are ordered by length, and the
+results are put back in the split's order.
 """
 
 from __future__ import annotations
@@ -83,6 +87,9 @@ class Collator:
             batch["prompt_ids"], batch["prompt_mask"] = pad(
                 [f["prompt_ids"] for f in features], self.pad_token_id, left=True
             )
-        if "references" in features[0]:
-            batch["references"] = [f["references"] for f in features]
+            targets = [f["input_ids"][len(f["prompt_ids"]) :] for f in features]
+            batch["target_ids"], batch["target_mask"] = pad(targets, self.pad_token_id)
+        for key in ("references", "index"):
+            if key in features[0]:
+                batch[key] = [f[key] for f in features]
         return batch

@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 
 from research.data.collate import Collator, encode
 from research.data.labels import check_label_names
-from research.data.sampler import EpochSampler
+from research.data.sampler import EpochSampler, LengthOrder
 from research.data.sources import load_splits
 from research.data.templates import check_template, render
 
@@ -54,6 +54,7 @@ class DataModule(pl.LightningDataModule):
         batch_size: int = 8,
         group_by_length: bool = False,
         eval_batch_size: int = 16,
+        sort_eval_by_length: bool = True,
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
@@ -79,7 +80,11 @@ class DataModule(pl.LightningDataModule):
         self.template, self.chat_template, self.seed = template, chat_template, seed
         self.limits = {"train": train_limit, "validation": eval_limit, "test": test_limit}
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
-        self.truncation, self.group_by_length = truncation, group_by_length
+        self.truncation, self.group_by_length, self.sort_eval_by_length = (
+            truncation,
+            group_by_length,
+            sort_eval_by_length,
+        )
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.collate = Collator(tokenizer.pad_token_id, task)
         self.splits: DatasetDict | None = None
@@ -127,8 +132,9 @@ class DataModule(pl.LightningDataModule):
         return ds.map(one, with_indices=True, remove_columns=drop, desc="tokenize")
 
     def loader(self, split: str, batch_size: int, shuffle: bool = False) -> DataLoader:
-        """Any split as a DataLoader (research.evaluate scores a chosen split); shuffled in an order
-        that depends only on (seed, epoch), so resumed runs see the same batches."""
+        """Any split as a DataLoader (research.evaluate scores a chosen split). Training: shuffled in an
+        order that depends only on (seed, epoch), so resumed runs see the same batches. Evaluation: rows
+        carry their `index` in the split, in length order when `sort_eval_by_length`."""
         assert self.splits is not None, "call setup() first"
         if split not in self.splits:
             raise ValueError(f"data {self.name!r} has no {split!r} split; it has {list(self.splits)}")
@@ -137,6 +143,10 @@ class DataModule(pl.LightningDataModule):
         if shuffle:
             lengths = [len(ids) for ids in ds["input_ids"]]
             sampler = EpochSampler(lengths, batch_size, self.seed, group_by_length=self.group_by_length)
+        else:
+            ds = ds.add_column("index", list(range(len(ds))))
+            if self.sort_eval_by_length:
+                sampler = LengthOrder(eval_lengths(ds))
         return DataLoader(
             ds,
             batch_size=batch_size,
@@ -154,6 +164,12 @@ class DataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.loader("test", self.eval_batch_size, shuffle=False)
+
+
+def eval_lengths(ds: Dataset) -> list[int]:
+    """What sets an evaluation batch's cost: the prompt that generation continues (decoder-only), else the input."""
+    column = "prompt_ids" if "prompt_ids" in ds.column_names else "input_ids"
+    return [len(ids) for ids in ds[column]]
 
 
 def check_task_fields(task: str, label_field: str | None, label_names: list[str] | None) -> None:

@@ -1,4 +1,4 @@
-"""Training order that depends only on (seed, epoch), optionally grouped by length.
+"""Training order that depends only on (seed, epoch), optionally grouped by length; evaluation order by length.
 
 Why not `shuffle=True`: a DataLoader's shuffle draws each epoch's order from one generator that advances
 across epochs, so a run resumed at epoch 3 from a checkpoint would see another order than the run that
@@ -46,3 +46,19 @@ class EpochSampler(Sampler[int]):
         full, short = (batches[:-1], batches[-1:]) if len(batches[-1]) < self.batch_size else (batches, [])
         shuffled = [full[b] for b in torch.randperm(len(full), generator=generator).tolist()] + short
         return iter(i for batch in shuffled for i in batch)
+
+
+class LengthOrder(Sampler[int]):
+    """Evaluation order: longest first, so that each batch holds examples of similar length. A batch is
+    padded to its longest row and generation runs until its slowest row stops, so similar lengths cut the
+    padding the model computes over. Longest first: a batch that does not fit in memory fails at once,
+    and the time left shown is an upper bound. The loop restores the split's order from each row's `index`."""
+
+    def __init__(self, lengths: Sequence[int]) -> None:
+        self.order = sorted(range(len(lengths)), key=lambda i: -lengths[i])  # stable: ties keep split order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order)
