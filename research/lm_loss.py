@@ -8,8 +8,9 @@ and only those rows go through the head and the loss: the same mean cross-entrop
 tokens, hence the same gradients, for a fraction of the head's compute and memory.
 
 It applies where the stock logits are exactly `lm_head(decoder(...).last_hidden_state)`: the model types
-in PLAIN_HEAD (no logit scaling or soft-capping), and not under a peft prompt-learning method, whose
-virtual tokens are added inside peft's own forward. Elsewhere `lm_parts` returns None and the caller
+in PLAIN_HEAD (no logit scaling or soft-capping), not under a peft prompt-learning method, whose
+virtual tokens are added inside peft's own forward, and not under a tuner with a forward of its own
+(AdaLoRA adds a regulariser to the loss there). Elsewhere `lm_parts` returns None and the caller
 keeps the stock path.
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from peft import PeftModel
+from peft.tuners.tuners_utils import BaseTuner
 from torch import nn
 
 from research.data.collate import IGNORE_INDEX
@@ -36,7 +38,7 @@ class LMParts:
 def lm_parts(model: nn.Module) -> LMParts | None:
     """The decoder and head of a decoder-only LM (plain, or under a peft weight method: LoRA layers sit
     inside the decoder), or None where the stock forward must be used."""
-    if prompt_learning(model):
+    if prompt_learning(model) or own_forward(model):
         return None
     base = model.get_base_model() if isinstance(model, PeftModel) else model
     if getattr(base.config, "model_type", None) not in PLAIN_HEAD or base.get_output_embeddings() is None:
@@ -47,6 +49,12 @@ def lm_parts(model: nn.Module) -> LMParts | None:
 def prompt_learning(model: nn.Module) -> bool:
     """A peft prompt-learning method (prompt or prefix tuning...): it adds virtual tokens in its own forward."""
     return isinstance(model, PeftModel) and model.peft_config[model.active_adapter].is_prompt_learning
+
+
+def own_forward(model: nn.Module) -> bool:
+    """A peft tuner with a forward of its own, which may change the loss (AdaLoRA adds its orthogonality
+    penalty to it): running the decoder and head directly would skip that."""
+    return isinstance(model, PeftModel) and type(model.base_model).forward is not BaseTuner.forward
 
 
 def loss_at_labels(hidden: torch.Tensor, labels: torch.Tensor, head: nn.Module) -> tuple[torch.Tensor, int]:

@@ -249,7 +249,7 @@ def evaluate(cfg: DictConfig) -> RunRecord:
             cfg.trainer,
             default_root_dir=out_dir,
             logger=loggers or False,
-            callbacks=[ExamplePredictions(), *progress_callbacks(cfg.trainer)],
+            callbacks=[examples_callback(cfg), *progress_callbacks(cfg.trainer)],
         )
         stage = "test" if run_dir else "zero_shot"
         started = time.perf_counter()
@@ -262,6 +262,12 @@ def evaluate(cfg: DictConfig) -> RunRecord:
     print(run_table(record.__dict__))
     print(written(out_dir))
     return record
+
+
+def examples_callback(cfg: DictConfig) -> pl.Callback:
+    """The examples callback as configured (`callbacks.examples`, e.g. num_examples), else its defaults."""
+    node = (cfg.get("callbacks") or {}).get("examples")
+    return build_node(node) if node else ExamplePredictions()
 
 
 def with_run_config(cfg: DictConfig, run_dir: Path) -> DictConfig:

@@ -57,10 +57,13 @@ def test_bench_writes_json_and_markdown_with_positive_finite_ratios(tmp_path: Pa
     assert evaluation["outputs_equal_all"], evaluation["examples"]  # our evaluation and a plain generate loop agree
     assert evaluation["generation"]["max_new_tokens"] == 6  # the run's settings, not the generation workload's
     assert report["matmul_ceiling"]["flop_per_cpu_s"] > 0
+    assert set(report["startup"]["seconds"]) == {"peftlab --help", "train --help", "config error"}
+    assert all(0 < s < 60 for s in report["startup"]["seconds"].values())  # each command ended as expected
     names = {t["target"].split(" ")[0] for t in report["targets"]}
-    assert names >= {"ours_vs_manual", "ours_vs_hf", "loss_curve_gap", "evaluation_vs_loop"}
+    assert names >= {"ours_vs_manual", "ours_vs_hf", "loss_curve_gap", "evaluation_vs_loop", "startup_s"}
     markdown = (tmp_path / "bench.md").read_text()
     assert "| lora |" in markdown and "Evaluation (6 test examples, batch 4" in markdown
+    assert "Startup (best of 3" in markdown
 
 
 def test_length_grouping_reduces_padding_on_the_real_train_loader() -> None:

@@ -67,8 +67,13 @@ def test_loss_at_labelled_positions_gives_the_stock_loss_and_gradients(method: s
 
 @pytest.mark.parametrize(
     "overrides",
-    [(*LLAMA, "method=prompt_tuning"), ("model=tiny_t5", "method=lora"), (*LLAMA, "speed.target_logits=false")],
-    ids=["prompt_tuning", "seq2seq", "switched_off"],  # prompt tuning: peft prepends virtual tokens in its forward
+    [
+        (*LLAMA, "method=prompt_tuning"),  # peft prepends virtual tokens in its forward
+        (*LLAMA, "method=adalora"),  # AdaLoRA's forward adds its orthogonality penalty to the loss
+        ("model=tiny_t5", "method=lora"),
+        (*LLAMA, "speed.target_logits=false"),
+    ],
+    ids=["prompt_tuning", "adalora", "seq2seq", "switched_off"],
 )
 def test_where_the_shortcut_does_not_apply_the_stock_forward_gives_the_loss(overrides: tuple) -> None:
     module, datamodule = _built(*overrides)

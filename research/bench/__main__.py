@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from research.bench import report
+from research.bench import report, startup
 from research.bench.options import Options, parse
 from research.tracking.record import git_commit
 
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = raw[opts.methods[0]].get("batched_vs_loop") or first_failed
     evaluation = raw[opts.methods[0]].get("evaluation_vs_loop") or first_failed
     pad = run_job("padding", opts.methods[0], opts, out) if opts.padding else None
+    start = startup.measure()
     methods = {m: r if "error" in r else report.method_summary(r) | {"wall_s": r["wall_s"]} for m, r in raw.items()}
     ok = {m: r for m, r in methods.items() if "error" not in r}
     first = next(iter(raw.values()))
@@ -57,12 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         "evaluation": evaluation,
         "matmul_ceiling": first.get("matmul_ceiling"),
         "padding": pad,
+        "startup": start,
         "targets": report.targets(
             ok,
             None if "error" in gen else gen,
             None if pad is None or "error" in pad else pad,
             _clock(),
             None if "error" in evaluation else evaluation,
+            None if "error" in start else start,
         ),
         "raw": raw,
     }
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "bench.md").write_text(report.markdown(result))
     print(json.dumps({k: v for k, v in result.items() if k != "raw"}, indent=1))
     print(f"[bench] wrote {out / 'bench.json'} and {out / 'bench.md'}", file=sys.stderr)
-    failed = [n for n, r in [*raw.items(), ("padding", pad or {})] if "error" in r]
+    failed = [n for n, r in [*raw.items(), ("padding", pad or {}), ("startup", start)] if "error" in r]
     return len(failed)
 
 

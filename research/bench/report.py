@@ -24,6 +24,7 @@ TARGETS = {
     "padded_pct_grouped": 10.0,  # padded share of processed tokens with length grouping, at most (DialogSum)
     "lora_vs_full_peak_memory": 0.5,  # at most (SmolLM2-135M)
     "qlora_base_vs_float32": 0.35,  # at most
+    "startup_s": 5.0,  # `--help` and a config error answer within, at most (best of 3, fresh processes)
 }
 
 
@@ -79,7 +80,12 @@ def _loss_gap(ours: list[float], baseline: list[float]) -> float:
 
 
 def targets(
-    methods: dict[str, Any], gen: dict | None, pad: dict | None, clock: str, evaluation: dict | None = None
+    methods: dict[str, Any],
+    gen: dict | None,
+    pad: dict | None,
+    clock: str,
+    evaluation: dict | None = None,
+    startup: dict | None = None,
 ) -> list[dict[str, Any]]:
     """`clock`: `cpu` or `wall`, the ratio the throughput targets are judged on."""
     rows = []
@@ -110,6 +116,8 @@ def targets(
         mem = methods["qlora"]["memory"]
         ratio = mem["model_mb"] / mem["model_mb_float32"]
         rows.append(_check("qlora_base_vs_float32", ratio, TARGETS["qlora_base_vs_float32"]))
+    for name, seconds in (startup or {}).get("seconds", {}).items():
+        rows.append(_check(f"startup_s ({name})", seconds, TARGETS["startup_s"]))
     return rows
 
 
@@ -174,6 +182,9 @@ def markdown(report: dict[str, Any]) -> str:
                   f"inputs cut at {pad['max_source_length']} tokens): "
                   f"{pad['random']['padded_pct']:.1f}% of processed tokens are padding in random batches, "
                   f"{pad['grouped']['padded_pct']:.1f}% with length grouping."]  # fmt: skip
+    if (start := report.get("startup")) and "error" not in start:
+        lines += ["", "Startup (best of {}, fresh processes, no model loaded): {}.".format(
+            start["repeats"], ", ".join(f"`{name}` {s:.2f} s" for name, s in start["seconds"].items()))]  # fmt: skip
     lines += ["", "| target | value | needed | met |", "|---|---|---|---|"]
     lines += [
         f"| {t['target']} | {t['value']:.3g} | {t['threshold']} | {'yes' if t['met'] else 'no'} |"

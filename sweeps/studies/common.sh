@@ -1,0 +1,66 @@
+# Shared by the study scripts (sourced, not run). A study is a set of arms. An arm's learning rate is
+# chosen on the validation split by a small grid at seed 1 (Hydra's basic sweeper, in the order given:
+# the method's usual rate first); seeds 2 and 3 then run at the chosen rate, and the study's table groups
+# the three seeds of each arm. With 3 points a grid is exhaustive, so it replaces sweep=lr_search's TPE.
+# FIRST_PASS=1 runs only each arm's first grid point (seed 1): a quick look at every arm before the rest.
+# Re-running a script skips every job that already completed (same sweep folder, same config) and
+# continues unfinished ones from their last checkpoint (resume=auto): a stopped session loses nothing.
+set -euo pipefail
+OUT=${OUT:-outputs/studies}                   # run folders (git-ignored); the tables go to results/<study>/
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one core per study: two studies share a 2-core machine
+FIRST_PASS=${FIRST_PASS:-0}
+CHOSEN=()
+
+train() { python -m research.train --multirun "$@" trainer.enable_progress_bar=false resume=auto; }
+
+completed() {  # completed <run folder>: its run.json says so
+  python -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["status"] != "completed")' "$1/run.json" 2>/dev/null
+}
+
+best() {  # best <folder> [--key KEY]: the best run there by the validation metric
+  python -m research.compare.best "$1" --metric "$SELECT" --direction "$DIRECTION" "${@:2}"
+}
+
+# arm <arm> <lr grid, usual rate first> <overrides...>: called from the study's `arms` function once per
+# phase (run_arms): PHASE=search runs the grid, PHASE=seeds the other seeds at the chosen rate. Every
+# arm's search runs before any arm's seeds, so an interrupted study has looked at every arm.
+arm() {
+  local name=$1 grid=$2
+  shift 2
+  local search="$OUT/$STUDY/$name/lr_search"
+  if [[ $PHASE == search ]]; then
+    [[ $FIRST_PASS == 1 ]] && grid=${grid%%,*}
+    train method.lr="$grid" seed=1 +optimized_metric="$SELECT" hydra.sweep.dir="$search" "${BASE[@]}" "$@"
+  elif [[ $FIRST_PASS == 1 ]]; then
+    CHOSEN+=("$search")
+  else
+    train method.lr="$(best "$search" --key method.lr)" seed=2,3 +optimized_metric="$SELECT" \
+      hydra.sweep.dir="$OUT/$STUDY/$name/seeds" "${BASE[@]}" "$@"
+    CHOSEN+=("$(best "$search")" "$OUT/$STUDY/$name/seeds")
+  fi
+}
+
+run_arms() {  # the study's `arms`, searches first
+  PHASE=search arms
+  PHASE=seeds arms
+}
+
+# fixed <arm> <overrides...>: seeds 1, 2, 3 at the rate the overrides give (no search).
+fixed() {
+  local name=$1
+  shift
+  train sweep=seeds hydra.sweep.dir="$OUT/$STUDY/$name" "${BASE[@]}" "$@"
+  CHOSEN+=("$OUT/$STUDY/$name")
+}
+
+# table [--metric KEY]: comparison.{md,csv,html} of the chosen runs in results/$STUDY, and this
+# invocation's machine, wall and CPU time appended to results/$STUDY/invocations.md.
+STARTED=$SECONDS
+table() {
+  python -m research.compare "${CHOSEN[@]}" --out "results/$STUDY" "$@"
+  local cpu
+  cpu=$(times | tail -1 | awk '{print $1" user, "$2" system"}')
+  printf -- '- %s: `%s` (FIRST_PASS=%s) on %s, %s cores: %d s wall; child processes %s\n' \
+    "$(date -u +%FT%TZ)" "$0" "$FIRST_PASS" "$(uname -m)" "$(nproc)" $((SECONDS - STARTED)) "$cpu" \
+    >>"results/$STUDY/invocations.md"
+}
