@@ -45,10 +45,11 @@ run_arms() {  # the study's `arms`, searches first
   PHASE=seeds arms
 }
 
-# fixed <arm> <overrides...>: seeds 1, 2, 3 at the rate the overrides give (no search).
+# fixed <arm> <overrides...>: seeds 1, 2, 3 (FIRST_PASS=1: seed 1) at the rate the overrides give.
 fixed() {
   local name=$1
   shift
+  [[ $FIRST_PASS == 1 ]] && set -- "$@" seed=1
   train sweep=seeds hydra.sweep.dir="$OUT/$STUDY/$name" "${BASE[@]}" "$@"
   CHOSEN+=("$OUT/$STUDY/$name")
 }

@@ -1,5 +1,5 @@
-"""How many summaries continue the dialogue instead: the share of test predictions that contain a speaker
-turn (`#Person1#:`) or start one, per run, from each run's examples.jsonl (callbacks.examples.num_examples
+"""How many summaries continue the dialogue instead: the test predictions that contain a speaker turn
+(`#Person1#:`), and those that start with one, per run, from each run's examples.jsonl (callbacks.examples.num_examples
 must cover the test split). DialogSum's references name speakers (`#Person1# asks ...`) but never write a
 turn, so a turn in a prediction is the model writing dialogue, not summarizing.
 
@@ -33,18 +33,20 @@ def main() -> None:
     parser.add_argument("dirs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    table: dict[tuple[str, str, str], list[int]] = {}
+    table: dict[tuple[str, str, str], list[int]] = {}  # turns anywhere, turns first, predictions
     for folder in args.dirs:
         for row in rows(folder):
             key = (str(row["method"]), str(row["stage"]), str(row["run_dir"]))
-            turns = table.setdefault(key, [0, 0])
-            turns[0] += bool(TURN.search(str(row["prediction"])))
-            turns[1] += 1
+            counts = table.setdefault(key, [0, 0, 0])
+            prediction = str(row["prediction"]).strip()
+            counts[0] += bool(TURN.search(prediction))
+            counts[1] += bool(TURN.match(prediction))
+            counts[2] += 1
     with args.out.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["method", "stage", "run_dir", "predictions", "with_a_speaker_turn", "share"])
-        for (method, stage, run_dir), (turns, total) in sorted(table.items()):
-            writer.writerow([method, stage, run_dir, total, turns, round(turns / total, 3)])
+        writer.writerow(["method", "stage", "run_dir", "predictions", "with_a_turn", "starting_with_a_turn"])
+        for (method, stage, run_dir), (turns, starts, total) in sorted(table.items()):
+            writer.writerow([method, stage, run_dir, total, turns, starts])
     print(f"wrote {args.out}")
 
 
