@@ -421,3 +421,19 @@ def test_compare_ends_by_printing_the_three_paths(
     elsewhere = tmp_path.parent / f"{tmp_path.name}_elsewhere"
     compare.main([str(sweep), "--out", str(elsewhere)])
     assert capsys.readouterr().out.splitlines()[-1] == str(elsewhere.resolve() / "comparison.html")
+
+
+def test_more_metric_columns_on_request_and_the_saved_weights_size(tmp_path: Path):
+    for seed, rouge2 in [(1, 0.1), (2, 0.3)]:
+        run_dir = write_run(tmp_path, f"s{seed}", f"seed={seed}", metrics={"test/rouge1": 0.5, "test/rouge2": rouge2})
+        record = json.loads((run_dir / "run.json").read_text())
+        record["artifacts"]["weights_bytes"] = 3 * 2**20
+        (run_dir / "run.json").write_text(json.dumps(record))
+    report = compare.compare([tmp_path], also=("test/rouge2",))
+    (group,) = report.groups
+    assert group["test/rouge2 mean"] == pytest.approx(0.2) and group["test/rouge2 std"] == pytest.approx(
+        0.1414, abs=1e-4
+    )
+    assert group["weights_mb"] == 3.0 and {r["test/rouge2"] for r in report.runs} == {0.1, 0.3}
+    assert "| 0.2000 | 0.1414 |" in (tmp_path / "comparison.md").read_text()
+    assert "3.00" in (tmp_path / "comparison.md").read_text()

@@ -1,4 +1,4 @@
-"""Compare finished runs:  python -m research.compare <sweep or run dirs ...> [--out DIR] [--metric KEY]
+"""Compare finished runs:  python -m research.compare <sweep or run dirs ...> [--out DIR] [--metric KEY] [--also KEYS]
 
 Reads every run.json under the given folders (recursively) and writes comparison.md, comparison.csv and
 comparison.html (tables + plots embedded as base64 PNG: it opens offline, no CDN) into --out (default:
@@ -38,17 +38,20 @@ __all__ = ["Report", "build_report", "compare", "load_records", "lower_is_better
 
 
 def build_report(
-    records: list[dict[str, Any]], metric: str | None = None, unreadable: Iterable[Unreadable] = ()
+    records: list[dict[str, Any]],
+    metric: str | None = None,
+    unreadable: Iterable[Unreadable] = (),
+    also: tuple[str, ...] = (),
 ) -> Report:
     records = latest_per_config(records)
     completed = [r for r in records if r["status"] == "completed"]
     metric = metric or choose_metric(completed)
     hypers = hyper_columns([r["config"] for r in records], taken=FIXED_COLUMNS)
     order = partial(reading_order, hypers=hypers)
-    groups = sorted((group_row(g, metric, hypers) for g in group_by_config(completed)), key=order)
+    groups = sorted((group_row(g, metric, hypers, also) for g in group_by_config(completed)), key=order)
     return Report(
         metric=metric,
-        runs=sorted((run_row(r, metric, hypers) for r in completed), key=order),
+        runs=sorted((run_row(r, metric, hypers, also) for r in completed), key=order),
         groups=groups,
         failed=[failed_row(r, hypers) for r in records if r["status"] != "completed"],
         plots=make_plots(groups, metric, hypers),
@@ -58,13 +61,19 @@ def build_report(
     )
 
 
-def compare(dirs: list[Path], out: Path | None = None, metric: str | None = None, command: str | None = None) -> Report:
+def compare(
+    dirs: list[Path],
+    out: Path | None = None,
+    metric: str | None = None,
+    command: str | None = None,
+    also: tuple[str, ...] = (),
+) -> Report:
     if missing := [str(d) for d in dirs if not Path(d).is_dir()]:
         raise SystemExit(f"research.compare: no such folder: {', '.join(missing)}")
     records, unreadable = read_runs(dirs)
     if not records and not unreadable:
         raise SystemExit(f"research.compare: no {RUN_FILE} under {', '.join(map(str, dirs))}")
-    report = build_report(records, metric, unreadable)
+    report = build_report(records, metric, unreadable, also)
     report.command = command
     try:
         write_report(report, out or dirs[0])
@@ -78,9 +87,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep or run folders, searched recursively")
     parser.add_argument("--out", type=Path, help="where the three files go (default: the first folder)")
     parser.add_argument("--metric", help="headline metric key, e.g. test/rougeL (default: by task)")
+    parser.add_argument(
+        "--also",
+        default="",
+        help="more metric columns, comma-separated, e.g. test/rouge2,test/bleu (mean and std per config)",
+    )
     args = parser.parse_args(argv)
+    also = tuple(key for key in args.also.split(",") if key)
     command = "peftlab compare " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    report = compare(args.dirs, args.out, args.metric, command)
+    report = compare(args.dirs, args.out, args.metric, command, also)
     print(markdown_table(report.sections()[0][1]))
     counts = f"{len(report.runs)} completed, {len(report.failed)} failed/unfinished"
     print(counts + (f", {len(report.unreadable)} unreadable (skipped)" if report.unreadable else ""))

@@ -25,6 +25,7 @@ COUNTS = ("total_params", "trainable")
 PERCENTS = ("trainable_pct",)
 SECONDS = ("train_s", "train_s mean")
 MEGABYTES = ("peak_rss_mb", "peak_rss_mb mean")
+WEIGHTS = ("weights_mb",)  # the saved weights: a LoRA adapter is a megabyte or two, so two decimals
 NULL = "null"  # a hyperparameter set to null, unlike one a run does not have (an empty cell)
 
 
@@ -103,7 +104,7 @@ def hyper_value(flat: dict[str, Any], key: str) -> Any:
 
 def format_value(column: str, value: Any) -> str:
     """One format for every table (md, csv, html): metrics to 4 decimals, parameter counts with
-    thousands separators, percents to 2 decimals, seconds to 1, megabytes whole; configured values
+    thousands separators, percents to 2 decimals, seconds to 1, megabytes whole (saved weights to 2 decimals); configured values
     (hyperparameters, seeds) as written in the config."""
     if value is None:
         return ""
@@ -121,6 +122,8 @@ def format_value(column: str, value: Any) -> str:
         return f"{value:.1f}"
     if column in MEGABYTES:
         return f"{value:,.0f}"
+    if column in WEIGHTS:
+        return f"{value:,.2f}"
     if "/" in column:  # test/rouge1, val/loss, zero_shot/rouge1, test/rouge1 mean, ...
         return f"{value:.4f}"
     return f"{value:.4g}" if isinstance(value, float) else str(value)  # as configured: 8, 0.003, 1e-05

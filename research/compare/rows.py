@@ -27,6 +27,7 @@ FIXED_COLUMNS = {
     "trainable_pct",
     "train_s",
     "peak_rss_mb",
+    "weights_mb",
     "status",
     "error",
     "run_dir",
@@ -69,7 +70,13 @@ def hyper_cells(record: dict[str, Any], hypers: list[Hyper]) -> dict[str, Any]:
     return {h.name: hyper_value(flat, h.key) for h in hypers}
 
 
-def run_row(record: dict[str, Any], metric: str, hypers: list[Hyper]) -> dict[str, Any]:
+def weights_mb(record: dict[str, Any]) -> float | None:
+    """The saved weights' size (what a method stores and ships: an adapter, or the whole model)."""
+    size = (record.get("artifacts") or {}).get("weights_bytes")
+    return size / 2**20 if is_number(size) else None
+
+
+def run_row(record: dict[str, Any], metric: str, hypers: list[Hyper], also: tuple[str, ...] = ()) -> dict[str, Any]:
     params, metrics = record["params"], record["metrics"]
     row = {
         "method": record["method"],
@@ -82,10 +89,13 @@ def run_row(record: dict[str, Any], metric: str, hypers: list[Hyper]) -> dict[st
         "trainable_pct": params.get("trainable_pct"),
     }
     # val/loss is what sweep=lr_search selects on; dict.fromkeys: the headline may be one of the others
-    row |= {k: metrics.get(k) for k in dict.fromkeys((metric, zero_shot_key(metric), "test/loss", "val/loss"))}
+    # `also`: further metrics asked for on the command line (--also)
+    keys = (metric, zero_shot_key(metric), *also, "test/loss", "val/loss")
+    row |= {k: metrics.get(k) for k in dict.fromkeys(keys)}
     return row | {
         "train_s": record["timing"].get("train_s"),
         "peak_rss_mb": record["memory"].get("peak_rss_mb"),
+        "weights_mb": weights_mb(record),
         "status": record["status"],
         "run_dir": record["run_dir"],
     }
@@ -118,9 +128,11 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def group_row(group: Group, metric: str, hypers: list[Hyper]) -> dict[str, Any]:
+def group_row(group: Group, metric: str, hypers: list[Hyper], also: tuple[str, ...] = ()) -> dict[str, Any]:
     first = group.first
-    m_mean, m_std = mean_std(group.values(lambda r: r["metrics"].get(metric)))
+    spread = {}
+    for key in dict.fromkeys((metric, *also)):
+        spread[f"{key} mean"], spread[f"{key} std"] = mean_std(group.values(lambda r, k=key: r["metrics"].get(k)))
     return {
         "method": first["method"],
         "model": first["model"],
@@ -130,10 +142,10 @@ def group_row(group: Group, metric: str, hypers: list[Hyper]) -> dict[str, Any]:
         "total_params": first["params"].get("total"),
         "trainable": first["params"].get("trainable"),
         "trainable_pct": first["params"].get("trainable_pct"),
-        f"{metric} mean": m_mean,
-        f"{metric} std": m_std,
+        **spread,
         "train_s mean": mean_std(group.values(lambda r: r["timing"].get("train_s")))[0],
         "peak_rss_mb mean": mean_std(group.values(lambda r: r["memory"].get("peak_rss_mb")))[0],
+        "weights_mb": weights_mb(first),
         HIDDEN_MODEL: json.dumps([first["model"], architecture(first["config"])], sort_keys=True),
         HIDDEN_ZERO_SHOT: mean_std(group.values(lambda r: r["metrics"].get(zero_shot_key(metric))))[0],
     }
