@@ -1,7 +1,8 @@
 # Shared by the study scripts (sourced, not run). A study is a set of arms. An arm's learning rate is
 # chosen on the validation split by a small grid at seed 1 (Hydra's basic sweeper, in the order given:
 # the method's usual rate first); seeds 2 and 3 then run at the chosen rate, and the study's table groups
-# the three seeds of each arm. With 3 points a grid is exhaustive, so it replaces sweep=lr_search's TPE.
+# the three seeds of each arm (the other grid points stay in it as one-seed rows, with their validation
+# score). With 3 points a grid is exhaustive, so it replaces sweep=lr_search's TPE.
 # FIRST_PASS=1 runs only each arm's first grid point (seed 1): a quick look at every arm before the rest.
 # Re-running a script skips every job that already completed (same sweep folder, same config) and
 # continues unfinished ones from their last checkpoint (resume=auto): a stopped session loses nothing.
@@ -9,9 +10,10 @@ set -euo pipefail
 OUT=${OUT:-outputs/studies}                   # run folders (git-ignored); the tables go to results/<study>/
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one core per study: two studies share a 2-core machine
 FIRST_PASS=${FIRST_PASS:-0}
-CHOSEN=()
 
-train() { python -m research.train --multirun "$@" trainer.enable_progress_bar=false resume=auto; }
+train() {
+  python -m research.train --multirun "$@" trainer.enable_progress_bar=false resume=auto
+}
 
 completed() {  # completed <run folder>: its run.json says so
   python -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["status"] != "completed")' "$1/run.json" 2>/dev/null
@@ -25,18 +27,16 @@ best() {  # best <folder> [--key KEY]: the best run there by the validation metr
 # phase (run_arms): PHASE=search runs the grid, PHASE=seeds the other seeds at the chosen rate. Every
 # arm's search runs before any arm's seeds, so an interrupted study has looked at every arm.
 arm() {
+  [[ ${TABLE_ONLY:-0} == 1 ]] && return
   local name=$1 grid=$2
   shift 2
   local search="$OUT/$STUDY/$name/lr_search"
   if [[ $PHASE == search ]]; then
     [[ $FIRST_PASS == 1 ]] && grid=${grid%%,*}
     train method.lr="$grid" seed=1 +optimized_metric="$SELECT" hydra.sweep.dir="$search" "${BASE[@]}" "$@"
-  elif [[ $FIRST_PASS == 1 ]]; then
-    CHOSEN+=("$search")
-  else
+  elif [[ $FIRST_PASS != 1 ]]; then
     train method.lr="$(best "$search" --key method.lr)" seed=2,3 +optimized_metric="$SELECT" \
       hydra.sweep.dir="$OUT/$STUDY/$name/seeds" "${BASE[@]}" "$@"
-    CHOSEN+=("$(best "$search")" "$OUT/$STUDY/$name/seeds")
   fi
 }
 
@@ -47,21 +47,27 @@ run_arms() {  # the study's `arms`, searches first
 
 # fixed <arm> <overrides...>: seeds 1, 2, 3 (FIRST_PASS=1: seed 1) at the rate the overrides give.
 fixed() {
+  [[ ${TABLE_ONLY:-0} == 1 ]] && return
   local name=$1
   shift
   [[ $FIRST_PASS == 1 ]] && set -- "$@" seed=1
   train sweep=seeds hydra.sweep.dir="$OUT/$STUDY/$name" "${BASE[@]}" "$@"
-  CHOSEN+=("$OUT/$STUDY/$name")
 }
 
-# table [--metric KEY]: comparison.{md,csv,html} of the chosen runs in results/$STUDY, and this
-# invocation's machine, wall and CPU time appended to results/$STUDY/invocations.md.
-STARTED=$SECONDS
+# table [--metric KEY] [--also KEYS]: comparison.{md,csv,html} of every run of the study in results/$STUDY.
+# TABLE_ONLY=1 bash <study>.sh writes the tables of what has run so far, and runs nothing.
 table() {
-  python -m research.compare "${CHOSEN[@]}" --out "results/$STUDY" "$@"
-  local cpu
-  cpu=$(times | tail -1 | awk '{print $1" user, "$2" system"}')
-  printf -- '- %s: `%s` (FIRST_PASS=%s) on %s, %s cores: %d s wall; child processes %s\n' \
-    "$(date -u +%FT%TZ)" "$0" "$FIRST_PASS" "$(uname -m)" "$(nproc)" $((SECONDS - STARTED)) "$cpu" \
-    >>"results/$STUDY/invocations.md"
+  python -m research.compare "$OUT/$STUDY" --out "results/$STUDY" "$@"
 }
+
+# Every invocation, finished or stopped, appends its machine, wall and CPU time to results/$STUDY/invocations.md.
+STARTED=$SECONDS
+invocation() {
+  local status=$? cpu
+  cpu=$(times | tail -1 | awk '{print $1" user, "$2" system"}')
+  mkdir -p "results/$STUDY"
+  printf -- '- %s: `%s` (FIRST_PASS=%s TABLE_ONLY=%s), exit %s, on %s with %s cores: %d s wall; child processes %s\n' \
+    "$(date -u +%FT%TZ)" "$0" "$FIRST_PASS" "${TABLE_ONLY:-0}" "$status" "$(uname -m)" "$(nproc)" \
+    $((SECONDS - STARTED)) "$cpu" >>"results/$STUDY/invocations.md"
+}
+trap invocation EXIT

@@ -25,4 +25,4 @@ BASE=(
 fixed full method=full method.lr=1e-4
 fixed lora method=lora method.lr=1e-3
 fixed prompt_tuning method=prompt_tuning method.lr=3e-2
-table --metric forgetting/delta
+table --metric forgetting/delta --also forgetting/before,forgetting/after,val/rougeL
