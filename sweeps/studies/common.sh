@@ -63,11 +63,12 @@ table() {
 # Every invocation, finished or stopped, appends its machine, wall and CPU time to results/$STUDY/invocations.md.
 STARTED=$SECONDS
 invocation() {
-  local status=$? cpu
-  cpu=$(times | tail -1 | awk '{print $1" user, "$2" system"}')
+  local status=$? stat
+  read -ra stat </proc/$$/stat  # fields 16 and 17: CPU time of the waited-for child processes, in ticks
   mkdir -p "results/$STUDY"
-  printf -- '- %s: `%s` (FIRST_PASS=%s TABLE_ONLY=%s), exit %s, on %s with %s cores: %d s wall; child processes %s\n' \
-    "$(date -u +%FT%TZ)" "$0" "$FIRST_PASS" "${TABLE_ONLY:-0}" "$status" "$(uname -m)" "$(nproc)" \
-    $((SECONDS - STARTED)) "$cpu" >>"results/$STUDY/invocations.md"
+  printf -- '- %s: `%s` (FIRST_PASS=%s TABLE_ONLY=%s), exit %s, on %s with %s cores: %d s wall, %d s CPU\n' \
+    "$(date -u +%FT%TZ)" "$0" "$FIRST_PASS" "${TABLE_ONLY:-0}" "$status" "$(uname -m)" \
+    "$(getconf _NPROCESSORS_ONLN)" $((SECONDS - STARTED)) $(((stat[15] + stat[16]) / $(getconf CLK_TCK))) \
+    >>"results/$STUDY/invocations.md"
 }
 trap invocation EXIT
