@@ -23,4 +23,4 @@ arms() {
   arm prefix_tuning 1e-3,3e-3,1e-2 method=prefix_tuning
 }
 run_arms
-table --metric test/accuracy
+table --metric test/accuracy --also val/accuracy

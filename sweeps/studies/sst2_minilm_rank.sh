@@ -10,7 +10,15 @@ SELECT=val/accuracy DIRECTION=maximize
 source "$(dirname "$0")/sst2_budget.sh"
 
 fixed full method=full method.lr=5e-5
-train 'sweep=[seeds,lora_rank]' method.lr=1e-3 \
-  hydra.sweep.dir="$OUT/$STUDY/lora" "${BASE[@]}"
-CHOSEN+=("$OUT/$STUDY/lora")
-table --metric test/accuracy
+[[ ${TABLE_ONLY:-0} == 1 ]] || train 'sweep=[seeds,lora_rank]' method.lr=1e-3 hydra.sweep.dir="$OUT/$STUDY/lora" "${BASE[@]}"
+
+# Budget check: does full fine-tuning's validation accuracy still rise at the end of the budget? The same
+# run for 6 epochs, validation after each (its CSV log keeps the curve).
+check="$OUT/$STUDY/budget_check"
+if [[ ${TABLE_ONLY:-0} != 1 ]] && ! completed "$check"; then
+  python -m research.train "${BASE[@]}" trainer.max_epochs=6 method=full method.lr=5e-5 seed=1 \
+    hydra.run.dir="$check" trainer.enable_progress_bar=false
+fi
+cp "$check"/csv/version_0/metrics.csv "results/$STUDY/budget_check_full_6_epochs.metrics.csv"
+cp "$check"/run.json "results/$STUDY/budget_check_full_6_epochs.run.json"
+table --metric test/accuracy --also val/accuracy
