@@ -25,6 +25,7 @@ from peft.tuners.tuners_utils import BaseTuner
 from torch import nn
 
 from research.data.collate import IGNORE_INDEX
+from research.tasks import Task
 
 PLAIN_HEAD = ("llama", "mistral", "qwen2")  # transformers' LlamaForCausalLM layout: logits = lm_head(hidden)
 
@@ -83,3 +84,10 @@ def causal_loss(parts: LMParts, batch: dict[str, torch.Tensor]) -> tuple[torch.T
 def right_padded(mask: torch.Tensor) -> bool:
     """Every row is real tokens, then padding only."""
     return bool((mask.cummin(dim=1).values == mask).all())
+
+
+def label_count(labels: torch.Tensor, task: Task) -> int:
+    """The tokens (rows, for a classifier) a model's mean loss averages: a causal LM's position t predicts label t+1."""
+    if task is Task.CLASSIFICATION:
+        return labels.shape[0]
+    return int((labels[:, 1:] if task is Task.CAUSAL else labels).ne(IGNORE_INDEX).sum())

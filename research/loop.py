@@ -13,12 +13,10 @@ ordered."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pytorch_lightning as pl
@@ -26,32 +24,14 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from research.data.collate import IGNORE_INDEX
-from research.lm_loss import LMParts, causal_loss, lm_parts
+from research.lm_loss import LMParts, causal_loss, label_count, lm_parts
 from research.methods.base import Method
 from research.metrics import classification_metrics, generation_metrics
 from research.prefill import one_pass
+from research.speed import Speed
 from research.tasks import Task
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
-
-
-@dataclass(frozen=True)
-class Speed:
-    """conf/train.yaml `speed`: levers that change how a step or an evaluation is computed, never what."""
-
-    target_logits: bool = True  # decoder-only: LM head and loss only at labelled positions
-    shared_prefill: bool = True  # evaluation: one pass over the prompt gives the loss and what generation continues
-
-    @classmethod
-    def from_config(cls, node: Mapping[str, Any] | None) -> Speed:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        for key, value in (node or {}).items():
-            if key not in fields:
-                raise ValueError(f"speed.{key} is not a speed switch; allowed: {', '.join(sorted(fields))}")
-            if not isinstance(value, bool):
-                raise ValueError(f"speed.{key}={value!r} must be true or false")
-        return cls(**(node or {}))
 
 
 class FineTuneModule(pl.LightningModule):
@@ -207,13 +187,6 @@ class FineTuneModule(pl.LightningModule):
 
     def generate(self, batch: Mapping[str, Any], model: nn.Module | None = None, **encoded: Any) -> list[str]:
         return generate(model or self.model, self.tokenizer, self.task, batch, self.generation, **encoded)
-
-
-def label_count(labels: torch.Tensor, task: Task) -> int:
-    """The tokens (rows, for a classifier) a model's mean loss averages: a causal LM's position t predicts label t+1."""
-    if task is Task.CLASSIFICATION:
-        return labels.shape[0]
-    return int((labels[:, 1:] if task is Task.CAUSAL else labels).ne(IGNORE_INDEX).sum())
 
 
 @torch.no_grad()

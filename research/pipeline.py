@@ -29,7 +29,7 @@ from research.callbacks import EpochSeed, RecordProgress
 from research.checks import check_precision, check_resume, check_strategy
 from research.configs import build_node
 from research.data import DataModule, check_num_labels
-from research.loop import FineTuneModule, Speed
+from research.loop import FineTuneModule
 from research.methods.base import Context, Method, count_parameters
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base, fingerprint
@@ -37,6 +37,7 @@ from research.optim import check_optimizer, check_scheduler
 from research.progress import progress_callbacks
 from research.runs import WEIGHTS, check_same_base, run_config
 from research.schema import check_arguments, check_config
+from research.speed import Speed
 from research.tasks import Task
 from research.tracking import RunRecord, card, memory, overrides, read_record, relaunch, wandb_run
 from research.tracking.loggers import closing_wandb, start_loggers

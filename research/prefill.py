@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from research.data.collate import IGNORE_INDEX
-from research.lm_loss import LMParts, lm_parts, loss_at_labels, prompt_learning
+from research.lm_loss import LMParts, label_count, lm_parts, loss_at_labels, prompt_learning
 from research.tasks import Task
 
 Pass = tuple[torch.Tensor, int, dict[str, Any]]  # mean loss, labelled tokens, what `generate` continues from
@@ -75,4 +75,4 @@ def encode_once(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> Pass:
     """Encoder-decoder: the encoder's output, used by the loss and handed to `generate`."""
     encoded = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     loss = model(encoder_outputs=encoded, attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
-    return loss, int(batch["labels"].ne(IGNORE_INDEX).sum()), {"encoder_outputs": encoded}
+    return loss, label_count(batch["labels"], Task.SEQ2SEQ), {"encoder_outputs": encoded}

@@ -17,6 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from research.speed import Speed
+
 
 @dataclass(frozen=True)
 class Field:
@@ -121,6 +123,10 @@ def check_config(cfg: DictConfig) -> None:
         if name in cfg and cfg[name] not in allowed:
             problems.append(f"{name}={cfg[name]!r} is unknown; allowed: {', '.join(allowed)}")
     problems += run_length_problems(cfg)
+    try:
+        Speed.from_config(cfg.get("speed"))
+    except ValueError as err:
+        problems.append(str(err))
     if problems:
         raise ValueError("; ".join(problems))
 

@@ -9,9 +9,11 @@ import pytorch_lightning as pl
 import torch
 
 from research.lm_loss import right_padded
-from research.loop import FineTuneModule, Speed
+from research.loop import FineTuneModule
 from research.pipeline import build
 from research.progress import progress_callbacks
+from research.schema import check_config
+from research.speed import Speed
 from tests.conftest import compose_cfg, small
 
 STOCK = Speed(target_logits=False, shared_prefill=False)
@@ -179,6 +181,8 @@ def test_an_unknown_or_non_boolean_speed_switch_is_refused_naming_it() -> None:
         Speed.from_config({"fast_please": True})
     with pytest.raises(ValueError, match="speed.target_logits='yes' must be true or false"):
         Speed.from_config({"target_logits": "yes"})
+    with pytest.raises(ValueError, match="speed.target_logits='yes' must be true or false"):
+        check_config(compose_cfg("speed.target_logits=yes"))  # with the other fields, before anything loads
 
 
 def test_evaluation_progress_counts_examples_under_the_stage_name(capsys) -> None:

@@ -11,7 +11,8 @@ OUT=${OUT:-outputs/studies}                   # run folders (git-ignored); the t
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one core per study: two studies share a 2-core machine
 FIRST_PASS=${FIRST_PASS:-0}
 
-train() {
+train() {  # TABLE_ONLY=1: runs nothing
+  [[ ${TABLE_ONLY:-0} == 1 ]] && return
   python -m research.train --multirun "$@" trainer.enable_progress_bar=false resume=auto
 }
 
@@ -47,7 +48,6 @@ run_arms() {  # the study's `arms`, searches first
 
 # fixed <arm> <overrides...>: seeds 1, 2, 3 (FIRST_PASS=1: seed 1) at the rate the overrides give.
 fixed() {
-  [[ ${TABLE_ONLY:-0} == 1 ]] && return
   local name=$1
   shift
   [[ $FIRST_PASS == 1 ]] && set -- "$@" seed=1

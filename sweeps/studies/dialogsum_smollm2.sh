@@ -37,7 +37,7 @@ arms() {
 run_arms
 
 # Why did a LoRA run at r 16, alpha 32, lr 2e-4 (the setting) write dialogue instead of summaries?
-[[ ${TABLE_ONLY:-0} == 1 ]] || train method=lora method.peft_config.r=16 method.peft_config.lora_alpha=32 \
+train method=lora method.peft_config.r=16 method.peft_config.lora_alpha=32 \
   method.lr=2e-4 seed=1 +optimized_metric="$SELECT" hydra.sweep.dir="$OUT/$STUDY/diagnosis" "${BASE[@]}"
 
 control() {  # control <seed> <lr>: the plain loop, once per seed

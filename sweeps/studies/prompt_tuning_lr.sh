@@ -14,8 +14,7 @@ PROMPT="Classify the sentiment of this movie review sentence as positive or nega
 sweep() {  # sweep <init> <overrides...>: every learning rate at seed 1
   local init=$1
   shift
-  [[ ${TABLE_ONLY:-0} == 1 ]] || train method=prompt_tuning method.lr="$LRS" seed=1 \
-    hydra.sweep.dir="$OUT/$STUDY/$init" "${BASE[@]}" "$@"
+  train method=prompt_tuning method.lr="$LRS" seed=1 hydra.sweep.dir="$OUT/$STUDY/$init" "${BASE[@]}" "$@"
 }
 sweep text "method.init_text='$PROMPT'"
 sweep random method.init_text=null method.peft_config.prompt_tuning_init=RANDOM

@@ -10,7 +10,7 @@ SELECT=val/accuracy DIRECTION=maximize
 source "$(dirname "$0")/sst2_budget.sh"
 
 fixed full method=full method.lr=5e-5
-[[ ${TABLE_ONLY:-0} == 1 ]] || train 'sweep=[seeds,lora_rank]' method.lr=1e-3 hydra.sweep.dir="$OUT/$STUDY/lora" "${BASE[@]}"
+train 'sweep=[seeds,lora_rank]' method.lr=1e-3 hydra.sweep.dir="$OUT/$STUDY/lora" "${BASE[@]}"
 
 # Budget check: does full fine-tuning's validation accuracy still rise at the end of the budget? The same
 # run for 6 epochs, validation after each (its CSV log keeps the curve).
