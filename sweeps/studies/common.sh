@@ -2,7 +2,8 @@
 # chosen on the validation split by a small grid at seed 1 (Hydra's basic sweeper, in the order given:
 # the method's usual rate first); seeds 2 and 3 then run at the chosen rate, and the study's table groups
 # the three seeds of each arm (the other grid points stay in it as one-seed rows, with their validation
-# score). With 3 points a grid is exhaustive, so it replaces sweep=lr_search's TPE.
+# score). With 3 points (4 when an edge wins: `beyond`) a grid is exhaustive, so it replaces
+# sweep=lr_search's TPE.
 # FIRST_PASS=1 runs only each arm's first grid point (seed 1): a quick look at every arm before the rest.
 # Re-running a script skips every job that already completed (same sweep folder, same config) and
 # continues unfinished ones from their last checkpoint (resume=auto): a stopped session loses nothing.
@@ -24,9 +25,25 @@ best() {  # best <folder> [--key KEY]: the best run there by the validation metr
   python -m research.compare.best "$1" --metric "$SELECT" --direction "$DIRECTION" "${@:2}"
 }
 
+# beyond <grid> <best>: when the best rate is the grid's highest (lowest), the next rate above (below) it
+# on the 1-3-10 ladder, else nothing. The grid's edge is then not taken for an optimum unseen: the search
+# goes one half-decade further, once (the point beyond is off the grid, so it is never extended again).
+beyond() {
+  python - "$1" "$2" <<'PY'
+import sys
+grid, best = sorted(float(v) for v in sys.argv[1].split(",")), float(sys.argv[2])
+ladder = sorted(m * 10.0**e for e in range(-8, 2) for m in (1, 3))
+if len(grid) > 1 and best == grid[-1]:
+    print(f"{min(v for v in ladder if v > 1.5 * best):g}")
+elif len(grid) > 1 and best == grid[0]:
+    print(f"{max(v for v in ladder if v < best / 1.5):g}")
+PY
+}
+
 # arm <arm> <lr grid, usual rate first> <overrides...>: called from the study's `arms` function once per
-# phase (run_arms): PHASE=search runs the grid, PHASE=seeds the other seeds at the chosen rate. Every
-# arm's search runs before any arm's seeds, so an interrupted study has looked at every arm.
+# phase (run_arms): PHASE=search runs the grid (and the rate beyond its edge when the edge wins), PHASE=seeds
+# the other seeds at the chosen rate. Every arm's search runs before any arm's seeds, so an interrupted study
+# has looked at every arm.
 arm() {
   [[ ${TABLE_ONLY:-0} == 1 ]] && return
   local name=$1 grid=$2
@@ -35,6 +52,10 @@ arm() {
   if [[ $PHASE == search ]]; then
     [[ $FIRST_PASS == 1 ]] && grid=${grid%%,*}
     train method.lr="$grid" seed=1 +optimized_metric="$SELECT" hydra.sweep.dir="$search" "${BASE[@]}" "$@"
+    local next
+    next=$(beyond "$grid" "$(best "$search" --key method.lr)")
+    [[ -z $next ]] || train method.lr="$next" seed=1 +optimized_metric="$SELECT" hydra.sweep.dir="$search" \
+      "${BASE[@]}" "$@"
   elif [[ $FIRST_PASS != 1 ]]; then
     train method.lr="$(best "$search" --key method.lr)" seed=2,3 +optimized_metric="$SELECT" \
       hydra.sweep.dir="$OUT/$STUDY/$name/seeds" "${BASE[@]}" "$@"
