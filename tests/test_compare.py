@@ -437,3 +437,17 @@ def test_more_metric_columns_on_request_and_the_saved_weights_size(tmp_path: Pat
     assert group["weights_mb"] == 3.0 and {r["test/rouge2"] for r in report.runs} == {0.1, 0.3}
     assert "| 0.2000 | 0.1414 |" in (tmp_path / "comparison.md").read_text()
     assert "3.00" in (tmp_path / "comparison.md").read_text()
+
+
+def test_the_run_time_of_every_run_read_is_summed_stopped_and_superseded_ones_too(tmp_path: Path):
+    """A study's cost comes from the records: a killed run and a run a relaunch superseded cost time too."""
+    for name, start, end, status in (("a", 0.0, 1800.0, "completed"), ("b", 100.0, 2800.0, "failed")):
+        run_dir = write_run(tmp_path, name, "method=ia3" if name == "b" else "seed=1", status=status)
+        record = json.loads((run_dir / "run.json").read_text())
+        (run_dir / "run.json").write_text(json.dumps(record | {"started_at": start, "finished_at": end}))
+    running = write_run(tmp_path, "c", "seed=2", status="running")  # no end yet: no time
+    assert json.loads((running / "run.json").read_text())["finished_at"] is None
+    compare.compare([tmp_path], out=tmp_path / "out")
+    text = (tmp_path / "out" / "comparison.md").read_text()
+    assert "Run time: 2 runs, 1.25 h of run time in all" in text, "1800 s + 2700 s"
+    assert "Run time: 2 runs, 1.25 h" in (tmp_path / "out" / "comparison.html").read_text()

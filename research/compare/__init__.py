@@ -19,7 +19,7 @@ from typing import Any
 
 from research.compare.columns import hyper_columns
 from research.compare.plots import make_plots, pareto_front
-from research.compare.records import Unreadable, latest_per_config, load_records, read_runs
+from research.compare.records import Unreadable, latest_per_config, load_records, read_runs, run_seconds
 from research.compare.report import Report, markdown_table, report_paths, write_report
 from research.compare.rows import (
     FIXED_COLUMNS,
@@ -43,6 +43,7 @@ def build_report(
     unreadable: Iterable[Unreadable] = (),
     also: tuple[str, ...] = (),
 ) -> Report:
+    seconds = [s for r in records if (s := run_seconds(r)) is not None]
     records = latest_per_config(records)
     completed = [r for r in records if r["status"] == "completed"]
     metric = metric or choose_metric(completed)
@@ -58,6 +59,7 @@ def build_report(
         hypers=hypers,
         unreadable=list(unreadable),
         note=constant_metric_note(completed, metric),
+        run_seconds=seconds,
     )
 
 

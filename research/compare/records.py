@@ -99,6 +99,12 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def run_seconds(record: dict[str, Any]) -> float | None:
+    """Start to finish (or to the stop) of one run, on the wall clock; None while it has no end."""
+    start, end = record.get("started_at"), record.get("finished_at")
+    return end - start if is_number(start) and is_number(end) else None
+
+
 def json_type(value: Any) -> str:
     if value is None:
         return "null"

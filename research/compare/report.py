@@ -27,6 +27,17 @@ class Report:
     unreadable: list[Unreadable] = field(default_factory=list)
     note: str | None = None  # why the headline metric does not rank the runs, when it does not
     command: str | None = None  # the command that wrote this report, so anyone can write it again
+    run_seconds: list[float] = field(default_factory=list)  # every run read, stopped ones and repeats too
+
+    def cost(self) -> str | None:
+        """What the runs cost the machine: a study's time, written by the tool rather than added up by hand."""
+        if not self.run_seconds:
+            return None
+        hours = sum(self.run_seconds) / 3600
+        return (
+            f"{len(self.run_seconds)} runs, {hours:.2f} h of run time in all "
+            "(each run's start to finish on the wall clock, summed; unfinished and superseded runs included)"
+        )
 
     def sections(self) -> list[tuple[str, list[Row]]]:
         sections = [
@@ -78,6 +89,8 @@ def write_markdown(report: Report, path: Path) -> None:
     parts = [f"# Comparison\n\nHeadline metric: `{report.metric}`\n"]
     if report.command:
         parts.append(f"Written by: `{report.command}`\n")
+    if cost := report.cost():
+        parts.append(f"Run time: {cost}\n")
     if report.note:
         parts.append(f"**Note:** {report.note}\n")
     parts += [f"## {title}\n\n{markdown_table(rows)}" for title, rows in report.sections()]
@@ -131,6 +144,8 @@ def write_html(report: Report, path: Path) -> None:
     parts.append(f"<body><h1>Comparison</h1><p>Headline metric: <code>{html.escape(report.metric)}</code></p>")
     if report.command:
         parts.append(f"<p>Written by: <code>{html.escape(report.command)}</code></p>")
+    if cost := report.cost():
+        parts.append(f"<p>Run time: {html.escape(cost)}</p>")
     if report.note:
         parts.append(f"<p class='note'>{html.escape(report.note)}</p>")
     parts += [f"<h2>{html.escape(title)}</h2>{html_table(rows)}" for title, rows in report.sections()]
