@@ -12,10 +12,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
+from peft import PrefixTuningConfig, get_peft_model
 from torch.utils.data import DataLoader
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, DistilBertConfig, DistilBertForSequenceClassification
 
 from research.methods.base import Context, MergeRefused
+from research.methods.peft import expose_past_key_values
 from research.methods.quantization import is_4bit
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base
@@ -134,3 +136,38 @@ def test_qlora_save_load_and_merge_into_the_dequantized_base(tmp_path: Path):
     assert not any("lora" in n for n in plain.state_dict()) and not is_4bit(plain)
     assert all(p.dtype == torch.float32 for p in plain.parameters())
     torch.testing.assert_close(logits(plain, batch), out, atol=1e-5, rtol=0)
+
+
+def test_prefix_tuned_classifier_uses_its_prefix_and_reloads_it(tmp_path: Path):
+    """Prefix tuning of a BERT classifier (its encoder takes the prefix as `cache` since transformers 5):
+    the prefix changes the logits, and the saved prefix loaded onto a fresh base gives identical logits."""
+    data = tmp_path / "sst2"
+    data.mkdir()
+    for split in ("train", "dev", "test"):
+        lines = "".join(f"{i % 2} {'good' if i % 2 else 'poor'} film {i}\n" for i in range(32))
+        (data / f"stsa.binary.{split}").write_text(lines)
+    overrides = small("model=tiny_bert", "data=sst2", f"data.path={data}", "method=prefix_tuning")
+    module, batch, weights = trained_module(tmp_path, overrides)
+    prefix = module.model.prompt_encoder[module.model.active_adapter].embedding.weight
+    trained = logits(module.model, batch)
+    with torch.no_grad():
+        kept = prefix.clone()
+        prefix.add_(1.0)
+        assert not torch.allclose(logits(module.model, batch), trained, atol=1e-4), "the prefix is ignored"
+        prefix.copy_(kept)
+    loaded = load_fresh(module, weights, overrides)
+    torch.testing.assert_close(logits(loaded, batch), logits(module.model, batch), rtol=0, atol=0)
+
+
+def test_prefix_tuning_on_an_encoder_without_past_keys_is_refused_when_applied():
+    model = DistilBertForSequenceClassification(
+        DistilBertConfig(vocab_size=64, dim=32, n_layers=1, n_heads=2, hidden_dim=64)
+    )
+    peft_model = get_peft_model(
+        model,
+        PrefixTuningConfig(
+            task_type="SEQ_CLS", num_virtual_tokens=4, token_dim=32, num_attention_heads=2, num_layers=1
+        ),
+    )
+    with pytest.raises(ValueError, match="DistilBertModel takes no past keys and values.*use prompt_tuning"):
+        expose_past_key_values(peft_model)

@@ -55,6 +55,8 @@ CASES = [
     ("tiny_bert", "bitfit", SST2, BERT_BIASES + BERT_HEAD),
     ("tiny_bert", "lora", SST2, BERT["layers"] * 2 * RANK * 2 * BERT["d"] + BERT_HEAD),  # query, value
     ("tiny_bert", "adapter", SST2, adapter_params(2 * BERT["layers"], BERT["d"], BERT["d"] // 16) + BERT_HEAD),
+    # a key and a value per layer for each virtual token; BERT's encoder calls them `cache` since transformers 5
+    ("tiny_bert", "prefix_tuning", SST2, BERT["layers"] * 2 * BERT["d"] * VIRTUAL + BERT_HEAD),
     # No tiny_bert prompt_tuning case: peft prepends the soft prompt before [CLS], so the pooled first
     # position is a virtual token whose output hardly depends on the input in a random 2-layer encoder
     # (std 0.001 across rows): nothing to learn in 12 steps. See the README on SST-2 prompt tuning.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import inspect
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -112,6 +113,7 @@ class PeftMethod(Method):
             raise ValueError(f"method.peft_config ({type(config).__name__}): {err}") from None
         if self.has_soft_prompt and self.init_text:
             init_soft_prompt(peft_model, ctx.tokenizer, self.init_text)
+        expose_past_key_values(peft_model)
         if self._rewrites_base(config):
             self._keep_initial_adapter(peft_model)
         return peft_model
@@ -173,6 +175,7 @@ class PeftMethod(Method):
         # on an inference-mode one: load it trainable (the loss the run reported), then freeze it.
         adalora = issubclass(self.make_config.func, AdaLoraConfig)
         model = PeftModel.from_pretrained(base, str(directory), is_trainable=adalora)
+        expose_past_key_values(model)
         return model.requires_grad_(False).eval()
 
     def merge(self, model: nn.Module) -> PreTrainedModel:
@@ -260,3 +263,32 @@ def check_target_modules(model: nn.Module, targets: list[str] | str | None) -> N
 
 def _is_linear(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear) or type(module).__name__ in ("Conv1D", "Linear4bit", "Linear8bitLt")
+
+
+def expose_past_key_values(model: PeftModel) -> None:
+    """Prefix tuning of a classifier: peft hands the virtual keys and values to the encoder as
+    `past_key_values`, after checking that the encoder's forward names that parameter. transformers 5
+    renamed it `cache` (BERT, RoBERTa; the old keyword still works), so the check fails on a model that
+    would run: give this model's encoder a forward that names it again. An encoder that takes neither
+    cannot hold a prefix: said here, when the method is applied, not at the first step."""
+    config = model.peft_config[model.active_adapter]
+    if config.peft_type.value != "PREFIX_TUNING" or config.task_type != "SEQ_CLS":
+        return  # language models take `past_key_values` from peft through their own forward
+    backbone = model.base_model.get_submodule(model.transformer_backbone_name)
+    params = inspect.signature(backbone.forward).parameters
+    if "past_key_values" in params:
+        return
+    if "cache" not in params:
+        raise ValueError(
+            f"method.peft_config (PrefixTuningConfig): {type(backbone).__name__} takes no past keys and values "
+            "(its forward has neither `past_key_values` nor `cache`), where prefix tuning puts its virtual "
+            "tokens; use prompt_tuning, or another method"
+        )
+    forward = backbone.forward
+
+    def forward_with_past_key_values(*args: Any, past_key_values: Any = None, **kwargs: Any) -> Any:
+        if past_key_values is not None:
+            kwargs["cache"] = past_key_values
+        return forward(*args, **kwargs)
+
+    backbone.forward = forward_with_past_key_values

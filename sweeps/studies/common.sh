@@ -52,14 +52,23 @@ arm() {
   if [[ $PHASE == search ]]; then
     [[ $FIRST_PASS == 1 ]] && grid=${grid%%,*}
     train method.lr="$grid" seed=1 +optimized_metric="$SELECT" hydra.sweep.dir="$search" "${BASE[@]}" "$@"
-    local next
-    next=$(beyond "$grid" "$(best "$search" --key method.lr)")
+    local chosen next
+    chosen=$(chosen_rate "$name" "$search") || return 0
+    next=$(beyond "$grid" "$chosen")
     [[ -z $next ]] || train method.lr="$next" seed=1 +optimized_metric="$SELECT" hydra.sweep.dir="$search" \
       "${BASE[@]}" "$@"
   elif [[ $FIRST_PASS != 1 ]]; then
-    train method.lr="$(best "$search" --key method.lr)" seed=2,3 +optimized_metric="$SELECT" \
-      hydra.sweep.dir="$OUT/$STUDY/$name/seeds" "${BASE[@]}" "$@"
+    local chosen
+    chosen=$(chosen_rate "$name" "$search") || return 0
+    train method.lr="$chosen" seed=2,3 +optimized_metric="$SELECT" hydra.sweep.dir="$OUT/$STUDY/$name/seeds" \
+      "${BASE[@]}" "$@"
   fi
+}
+
+# chosen_rate <arm> <search folder>: the best rate of the arm's search; an arm whose every search run failed
+# is reported and left there (its runs' errors are in the study's table), and the other arms go on.
+chosen_rate() {
+  best "$2" --key method.lr || { echo "arm $1: no completed run in its search: no seeds" >&2; return 1; }
 }
 
 run_arms() {  # the study's `arms`, searches first
