@@ -12,9 +12,11 @@ OUT=${OUT:-outputs/studies}                   # run folders (git-ignored); the t
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one core per study: two studies share a 2-core machine
 FIRST_PASS=${FIRST_PASS:-0}
 
-train() {  # TABLE_ONLY=1: runs nothing
+train() {  # TABLE_ONLY=1: runs nothing. A sweep with a job that did not complete (failed, or held by
+  # another launch of the study) does not stop the study: its other sweeps go on, and the table lists it.
   [[ ${TABLE_ONLY:-0} == 1 ]] && return
-  python -m research.train --multirun "$@" trainer.enable_progress_bar=false resume=auto
+  python -m research.train --multirun "$@" trainer.enable_progress_bar=false resume=auto ||
+    echo "study $STUDY: a sweep ended with jobs not completed (see the table's last section); going on" >&2
 }
 
 completed() {  # completed <run folder>: its run.json says so
