@@ -138,15 +138,10 @@ def test_qlora_save_load_and_merge_into_the_dequantized_base(tmp_path: Path):
     torch.testing.assert_close(logits(plain, batch), out, atol=1e-5, rtol=0)
 
 
-def test_prefix_tuned_classifier_uses_its_prefix_and_reloads_it(tmp_path: Path):
+def test_prefix_tuned_classifier_uses_its_prefix_and_reloads_it(tmp_path: Path, sst2: Path):
     """Prefix tuning of a BERT classifier (its encoder takes the prefix as `cache` since transformers 5):
     the prefix changes the logits, and the saved prefix loaded onto a fresh base gives identical logits."""
-    data = tmp_path / "sst2"
-    data.mkdir()
-    for split in ("train", "dev", "test"):
-        lines = "".join(f"{i % 2} {'good' if i % 2 else 'poor'} film {i}\n" for i in range(32))
-        (data / f"stsa.binary.{split}").write_text(lines)
-    overrides = small("model=tiny_bert", "data=sst2", f"data.path={data}", "method=prefix_tuning")
+    overrides = small("model=tiny_bert", "data=sst2", f"data.path={sst2}", "method=prefix_tuning")
     module, batch, weights = trained_module(tmp_path, overrides)
     prefix = module.model.prompt_encoder[module.model.active_adapter].embedding.weight
     trained = logits(module.model, batch)

@@ -63,16 +63,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def sst2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """SST-2-format files (`<label> <sentence>`) whose label a tiny model can learn from the words."""
-    root = tmp_path_factory.mktemp("sst2")
-    for split in ("train", "dev", "test"):
-        lines = [f"{i % 2} {'good' if i % 2 else 'poor'} film {i}" for i in range(32)]  # length says nothing
-        (root / f"stsa.binary.{split}").write_text("\n".join(lines) + "\n")
-    return root
-
-
 def fit_on_one_batch(module: pl.LightningModule, batch: dict, steps: int, callbacks: list | None = None) -> None:
     module.train()
     loader = DataLoader([batch] * steps, batch_size=None)

@@ -23,6 +23,8 @@ completed() {  # completed <run folder>: its run.json says so
   python -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["status"] != "completed")' "$1/run.json" 2>/dev/null
 }
 
+skip() { [[ ${TABLE_ONLY:-0} == 1 ]] || completed "$1"; }  # skip <run folder>: done, or only tables asked for
+
 best() {  # best <folder> [--key KEY]: the best run there by the validation metric
   python -m research.compare.best "$1" --metric "$SELECT" --direction "$DIRECTION" "${@:2}"
 }

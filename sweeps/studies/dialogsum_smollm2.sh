@@ -24,8 +24,6 @@ BASE=(
   callbacks.examples.num_examples=100
 )
 
-skip() { [[ ${TABLE_ONLY:-0} == 1 ]] || completed "$1"; }  # skip <run folder>: done, or only tables asked for
-
 skip "$OUT/$STUDY/zero_shot" || python -m research.evaluate experiment=dialogsum_smollm2 \
   callbacks.examples.num_examples=100 hydra.run.dir="$OUT/$STUDY/zero_shot" trainer.enable_progress_bar=false
 arms() {

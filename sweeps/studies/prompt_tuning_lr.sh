@@ -21,8 +21,9 @@ seeds() {  # seeds <init> <overrides...>: seeds 2 and 3 at the init's best valid
   local init=$1
   shift
   [[ ${TABLE_ONLY:-0} == 1 ]] && return
-  train method=prompt_tuning method.lr="$(best "$OUT/$STUDY/$init" --key method.lr)" seed=2,3 \
-    hydra.sweep.dir="$OUT/$STUDY/$init/seeds" "${BASE[@]}" "$@"
+  local chosen
+  chosen=$(chosen_rate "$init" "$OUT/$STUDY/$init") || return 0
+  train method=prompt_tuning method.lr="$chosen" seed=2,3 hydra.sweep.dir="$OUT/$STUDY/$init/seeds" "${BASE[@]}" "$@"
 }
 TEXT=("method.init_text='$PROMPT'")
 RANDOM_INIT=(method.init_text=null method.peft_config.prompt_tuning_init=RANDOM)
