@@ -1,6 +1,6 @@
 """The studies' learning-rate grids (sweeps/studies/common.sh, `beyond`): a grid whose best rate is at its
 edge gets one more rate half a decade past that edge, and only past an edge of the grid itself, so a
-re-run of a study never extends a search twice."""
+re-run of a study never extends a search twice; and `ARMS`, which splits a study's arms between launches."""
 
 from __future__ import annotations
 
@@ -34,3 +34,19 @@ def beyond(grid: str, best: str, tmp_path) -> str:
 )
 def test_beyond_extends_only_a_winning_edge(grid, best, expected, tmp_path):
     assert beyond(grid, best, tmp_path) == expected
+
+
+@pytest.mark.parametrize(
+    ("arms", "arm", "runs"),
+    [
+        ("", "adapter", True),  # ARMS unset: every arm
+        ("lora full", "lora", True),
+        ("lora full", "full", True),
+        ("lora full", "adapter", False),
+        ("lora", "lora_r16", False),  # whole names only: a prefix is another arm
+    ],
+)
+def test_arms_selects_whole_arm_names(arms, arm, runs, tmp_path):
+    script = f'STUDY=grid; . "{COMMON}"; trap - EXIT; selected "$1"'
+    done = subprocess.run(["bash", "-c", script, "_", arm], cwd=tmp_path, env={"ARMS": arms, "PATH": "/usr/bin:/bin"})
+    assert (done.returncode == 0) == runs

@@ -5,12 +5,15 @@
 # score). With 3 points (4 when an edge wins: `beyond`) a grid is exhaustive, so it replaces
 # sweep=lr_search's TPE.
 # FIRST_PASS=1 runs only each arm's first grid point (seed 1): a quick look at every arm before the rest.
+# ARMS="lora full" runs only those arms: two launches with disjoint ARMS share a 2-core machine without one
+# choosing a rate from the other's unfinished grid (launches of the same arms share jobs, not grids).
 # Re-running a script skips every job that already completed (same sweep folder, same config) and
 # continues unfinished ones from their last checkpoint (resume=auto): a stopped session loses nothing.
 set -euo pipefail
 OUT=${OUT:-outputs/studies}                   # run folders (git-ignored); the tables go to results/<study>/
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one core per study: two studies share a 2-core machine
 FIRST_PASS=${FIRST_PASS:-0}
+ARMS=${ARMS:-}
 
 train() {  # TABLE_ONLY=1: runs nothing. A sweep with a job that did not complete (failed, or held by
   # another launch of the study) does not stop the study: its other sweeps go on, and the table lists it.
@@ -44,12 +47,15 @@ elif len(grid) > 1 and best == grid[0]:
 PY
 }
 
+selected() { [[ -z $ARMS || " $ARMS " == *" $1 "* ]]; }  # selected <arm>: in ARMS, or ARMS unset
+
 # arm <arm> <lr grid, usual rate first> <overrides...>: called from the study's `arms` function once per
 # phase (run_arms): PHASE=search runs the grid (and the rate beyond its edge when the edge wins), PHASE=seeds
 # the other seeds at the chosen rate. Every arm's search runs before any arm's seeds, so an interrupted study
 # has looked at every arm.
 arm() {
   [[ ${TABLE_ONLY:-0} == 1 ]] && return
+  selected "$1" || return 0
   local name=$1 grid=$2
   shift 2
   local search="$OUT/$STUDY/$name/lr_search"

@@ -9,6 +9,7 @@
 # Every run also measures forgetting (held-out NLL of SST-2 dev sentences before/after, forgetting/*).
 #   bash sweeps/studies/dialogsum_smollm2.sh        (from the repository root, offline assets beside it)
 #   FIRST_PASS=1 bash sweeps/studies/dialogsum_smollm2.sh    (each arm once, at its usual rate)
+#   ARMS="lora full" bash ... & ARMS="adapter prompt_tuning" bash ...    (two cores, disjoint arms)
 . "$(dirname "$0")/common.sh"
 STUDY=dialogsum_smollm2
 SELECT=val/rougeL DIRECTION=maximize
@@ -43,8 +44,10 @@ control() {  # control <seed> <lr>: the plain loop, once per seed
   skip "$dir" || python "$(dirname "$0")/control_lora.py" --out "$dir" --seed "$1" --lr "$2" --data "$A/data/dialogsum" \
     --model "$A/models/smollm2-135m-instruct-gguf"
 }
-LORA_LR=$(best "$OUT/$STUDY/lora/lr_search" --key method.lr)
-for seed in 1 $([[ $FIRST_PASS == 1 ]] || echo 2 3); do control "$seed" "$LORA_LR"; done
+if selected lora; then  # the control is LoRA's: it runs in the launch that ran LoRA's grid
+  LORA_LR=$(best "$OUT/$STUDY/lora/lr_search" --key method.lr)
+  for seed in 1 $([[ $FIRST_PASS == 1 ]] || echo 2 3); do control "$seed" "$LORA_LR"; done
+fi
 table --metric test/rougeL \
   --also test/rouge1,test/rouge2,test/rougeLsum,test/rouge1_mean,test/rouge2_mean,test/rougeL_mean,test/rougeLsum_mean,test/bleu,val/rougeL,forgetting/delta
 python "$(dirname "$0")/continuations.py" "$OUT/$STUDY" --out "results/$STUDY/continuations.csv"
