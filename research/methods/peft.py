@@ -149,6 +149,11 @@ class PeftMethod(Method):
         if self._initial_adapter is not None:
             yield model
             return
+        if model.peft_config[model.active_adapter].is_prompt_learning:
+            # the soft prompt lives in PeftModel.forward only; peft's disable_adapter would patch
+            # prepare_inputs_for_generation, which its classifiers lack (AttributeError)
+            yield model.get_base_model()
+            return
         with model.disable_adapter():
             yield model.get_base_model()
 
