@@ -152,7 +152,7 @@ def build(
     datamodule.setup()
     ctx = Context(spec.task, tokenizer, total_steps=planned_steps(cfg, datamodule))
     base = build_base(spec, tokenizer, method, seed=cfg.seed)
-    base_fingerprint = fingerprint(base)
+    base_fingerprint, base_params = fingerprint(base), count_parameters(base)["total"]
     if weights:
         check_same_base(weights.parent, base_fingerprint, spec)
     model = method.load(base, weights, ctx) if weights else method.inject(base, ctx)
@@ -168,7 +168,7 @@ def build(
         generation=cfg.generation,
         speed=Speed.from_config(cfg.get("speed")),
     )
-    module.base_fingerprint = base_fingerprint
+    module.base_fingerprint, module.base_params = base_fingerprint, base_params
     return module, datamodule
 
 
@@ -241,7 +241,8 @@ def evaluate(cfg: DictConfig) -> RunRecord:
         module, datamodule = build(cfg, weights=run_dir / WEIGHTS if run_dir else None)
         if run_dir:
             record.artifacts |= {"run_dir": str(run_dir), "weights_dir": str(run_dir / WEIGHTS)}
-        record.params = count_parameters(module.model)
+        # zero-shot scores the base as loaded: the composed method's injected parameters are not its own
+        record.params = count_parameters(module.model) if run_dir else untrained(module.base_params)
         loggers, note = start_loggers(cfg.logger, out_dir, wandb_run.identity(record, "eval", group, prefix="eval"))
         record.artifacts |= wandb_run.recorded_run() | ({"logger_fallback": note} if note else {})
         for lg in loggers:
@@ -263,6 +264,10 @@ def evaluate(cfg: DictConfig) -> RunRecord:
     print(run_table(record.__dict__))
     print(written(out_dir))
     return record
+
+
+def untrained(total: int) -> dict[str, float]:
+    return {"trainable": 0, "total": total, "trainable_pct": 0.0}
 
 
 def examples_callback(cfg: DictConfig) -> pl.Callback:

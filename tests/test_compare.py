@@ -357,6 +357,23 @@ def test_each_base_model_has_its_own_zero_shot_line(tmp_path: Path):
     }
 
 
+def test_a_zero_shot_evaluation_is_scored_beside_the_runs_without_their_hyperparameters(tmp_path: Path):
+    """`evaluate` without a run scores the base (zero_shot/*) on the test split, built with the composed
+    method: its scores belong in the test columns, and the method's learning rate is not its own."""
+    for lr, rouge in (("1e-3", 0.5), ("3e-4", 0.4)):
+        write_run(tmp_path, f"lr{lr}", f"method.lr={lr}", metrics={"test/rouge1": rouge, "test/loss": 1.0})
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("evaluate", overrides=[f"paths.output_dir={tmp_path / 'zero'}"])
+    record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), "zero_shot", cfg.model.name, cfg.data.name)
+    finish(record, tmp_path / "zero", {"zero_shot/rouge1": 0.2, "zero_shot/loss": 3.0}, 0, 100_000, "completed", 0.0)
+
+    report = compare.build_report(compare.load_records([tmp_path]))
+    (zero,) = [g for g in report.groups if g["method"] == "zero_shot"]
+    assert (zero["test/rouge1 mean"], zero["lr"]) == (pytest.approx(0.2), None)
+    assert [g["lr"] for g in report.groups if g["method"] != "zero_shot"] == [0.0003, 0.001]
+    assert plots.zero_shot_lines(report.groups) == {"zero-shot": pytest.approx(0.2)}
+
+
 # --- a headline metric that does not rank ---------------------------------------------------------
 
 

@@ -43,6 +43,8 @@ def test_without_a_run_it_scores_the_base_model_zero_shot(tmp_path: Path):
     trained = train(train_cfg("method=prompt_tuning", "train=false", f"paths.output_dir={tmp_path / 'train'}"))
     assert record.method == "zero_shot"
     assert record.metrics["zero_shot/loss"] == pytest.approx(trained.metrics["zero_shot/loss"], abs=1e-6)
+    base = trained.params["total"] - trained.params["trainable"]  # prompt tuning adds its prompt, nothing else
+    assert record.params == {"trainable": 0, "total": base, "trainable_pct": 0.0}, "the base, not the injected"
 
 
 def test_a_directory_that_is_not_a_run_is_refused(tmp_path: Path):

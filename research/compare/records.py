@@ -28,6 +28,8 @@ REQUIRED: dict[str, type] = {
 NUMERIC = ("params", "metrics", "timing", "memory")  # objects whose values are averaged and plotted
 OPTIONAL: dict[str, tuple[type, ...]] = {"started_at": (int, float), "error": (str,)}
 JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}
+ZERO_SHOT = "zero_shot"  # the method `evaluate` records when it scores the base model, untrained
+TRAINING = ("method", "optimizer", "scheduler", "trainer")  # config groups a zero-shot evaluation never used
 
 
 class RecordError(ValueError):
@@ -51,7 +53,7 @@ def read_runs(dirs: Iterable[Path]) -> tuple[list[dict[str, Any]], list[Unreadab
             if path in records or path in unreadable:
                 continue
             try:
-                records[path] = parse_record(path) | {"run_dir": str(path.parent)}
+                records[path] = as_compared(parse_record(path)) | {"run_dir": str(path.parent)}
             except RecordError as err:
                 unreadable[path] = Unreadable(path, str(err))
                 print(f"warning: research.compare skips unreadable {path}: {err}", file=sys.stderr)
@@ -74,6 +76,18 @@ def parse_record(path: Path) -> dict[str, Any]:
         raise RecordError(f"not valid JSON, truncated? ({err})") from None
     check_record(record)
     return record
+
+
+def as_compared(record: dict[str, Any]) -> dict[str, Any]:
+    """A zero-shot evaluation beside trained runs: its scores of the base on its split are that split's
+    scores (`zero_shot/rouge1` also as `test/rouge1`), and it has no training hyperparameters (the
+    composed method it was built with never trained, so its learning rate is no column's value)."""
+    if record["method"] != ZERO_SHOT:
+        return record
+    split = record["config"].get("split", "test")
+    scores = {f"{split}/{k.split('/', 1)[1]}": v for k, v in record["metrics"].items() if k.startswith("zero_shot/")}
+    config = {k: v for k, v in record["config"].items() if k not in TRAINING}
+    return record | {"config": config, "metrics": scores | record["metrics"]}
 
 
 def check_record(record: Any) -> None:
