@@ -75,3 +75,25 @@ def test_an_unrelated_sweep_next_to_a_corrupt_one_runs_all_its_jobs(tmp_path: Pa
     assert read_record(tmp_path / "a" / "0_lora_r4")["status"] == "completed"
     assert "1 jobs skipped" in proc.stdout
     assert f"this config completed in {tmp_path / 'a' / '1_lora_r8'} (sweep {tmp_path / 'a'})" in proc.stdout
+
+
+def test_a_later_launch_with_other_values_never_runs_over_an_earlier_run(tmp_path: Path):
+    """The studies' grids: the usual rate launched alone, later one more rate alone into the same folder.
+    Both jobs are Hydra's `0_lora` (job numbers restart; a value given once names no folder)."""
+
+    def launch(lr: str):
+        args = [f"method.lr={lr}", *small("trainer.max_steps=2"), "logger=none", "zero_shot=false"]
+        return run_cli(*args, f"hydra.sweep.dir={tmp_path}", "-m", cwd=tmp_path)
+
+    assert launch("1e-3").returncode == 0
+    first = (tmp_path / "0_lora" / "run.json").read_bytes()
+    proc = launch("3e-4")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert (tmp_path / "0_lora" / "run.json").read_bytes() == first, "the earlier run is kept whole"
+    (own,) = [d for d in tmp_path.glob("0_lora_*") if (d / "run.json").exists()]
+    record = read_record(own)
+    assert (record["status"], record["config"]["method"]["lr"]) == ("completed", 3e-4)
+    assert own.name == f"0_lora_{record['config_hash']}"
+
+    proc = launch("3e-4")  # again: found in its own folder, skipped
+    assert proc.returncode == 0 and "1 jobs skipped" in proc.stdout, proc.stdout[-2000:]

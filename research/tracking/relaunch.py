@@ -126,7 +126,23 @@ def run_sweep_job(cfg: DictConfig, train: Callable[[DictConfig], RunRecord]) -> 
         return None
 
 
+def own_folder(cfg: DictConfig) -> None:
+    """Point the job at a folder of its own when Hydra's holds another config's run. A later launch into the
+    same sweep folder with other values gets job numbers from 0 again, and a value given once names no
+    folder (sweep_names.py), so its `0_full` can be an earlier launch's `0_full`: the new job then runs in
+    `0_full_<its config hash>` beside it (the same folder on every re-launch, so it resumes there), and the
+    earlier run is kept whole."""
+    job_dir = Path(cfg.paths.output_dir)
+    wanted = config_hash(OmegaConf.to_container(cfg, resolve=True))
+    there = read_record(job_dir)
+    if there is not None and there["config_hash"] != wanted:
+        own = job_dir.with_name(f"{job_dir.name}_{wanted}")
+        log.warning("%s holds another config's run (%s): this job runs in %s", job_dir, there["status"], own)
+        cfg.paths.output_dir = str(own)
+
+
 def _run_unless_completed(cfg: DictConfig, train: Callable[[DictConfig], RunRecord]) -> float | None:
+    own_folder(cfg)
     if earlier := completed_earlier(cfg):
         log.info("skipped: this config completed in %s (sweep %s)", earlier["run_dir"], earlier["sweep_root"])
         note = {"status": "skipped", "completed_run": earlier["run_dir"], "config_hash": earlier["config_hash"]}
