@@ -128,7 +128,8 @@ def test_zero_shot_baseline_is_the_base_model(model: str, method: str, extra: li
     torch.manual_seed(0)  # the same seed builds the same base weights
     reference, _ = build(compose_cfg(*small(f"model={model}", "method=full", *extra)))
     batch = next(iter(datamodule.train_dataloader()))
-    module.eval(), reference.eval()  # BERT's dropout
+    module.eval()  # BERT's dropout
+    reference.eval()
     with torch.no_grad():
         if "prompt" in method or "prefix" in method:  # the others start as the identity
             last = module(batch).logits[:, -1], reference(batch).logits[:, -1]  # a prompt adds positions

@@ -4,7 +4,9 @@ re-run of a study never extends a search twice; and `ARMS`, which splits a study
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +15,15 @@ from tests.conftest import ROOT
 COMMON = ROOT / "sweeps" / "studies" / "common.sh"
 
 
-def beyond(grid: str, best: str, tmp_path) -> str:
-    script = f'STUDY=grid; . "{COMMON}"; trap - EXIT; beyond "$1" "$2"'
-    done = subprocess.run(["bash", "-c", script, "_", grid, best], cwd=tmp_path, capture_output=True, text=True)
+def common(function: str, *args: str, cwd: Path, arms: str = "") -> subprocess.CompletedProcess:
+    """One function of common.sh, sourced as a study sources it, with ARMS set."""
+    script = f'STUDY=grid; . "{COMMON}"; trap - EXIT; {function} "$@"'
+    env = os.environ | {"ARMS": arms}
+    return subprocess.run(["bash", "-c", script, "_", *args], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def beyond(grid: str, best: str, tmp_path: Path) -> str:
+    done = common("beyond", grid, best, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -47,6 +55,4 @@ def test_beyond_extends_only_a_winning_edge(grid, best, expected, tmp_path):
     ],
 )
 def test_arms_selects_whole_arm_names(arms, arm, runs, tmp_path):
-    script = f'STUDY=grid; . "{COMMON}"; trap - EXIT; selected "$1"'
-    done = subprocess.run(["bash", "-c", script, "_", arm], cwd=tmp_path, env={"ARMS": arms, "PATH": "/usr/bin:/bin"})
-    assert (done.returncode == 0) == runs
+    assert (common("selected", arm, cwd=tmp_path, arms=arms).returncode == 0) == runs

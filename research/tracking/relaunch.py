@@ -41,11 +41,16 @@ def objective(metrics: dict[str, float], cfg: DictConfig) -> float | None:
     return metrics.get(cfg.get("optimized_metric") or DEFAULT_OBJECTIVE)
 
 
+def hash_of(cfg: DictConfig) -> str:
+    """The config hash a run of `cfg` records (run.json `config_hash`)."""
+    return config_hash(OmegaConf.to_container(cfg, resolve=True))
+
+
 def earlier_runs(cfg: DictConfig) -> list[dict[str, Any]]:
     """Records of exactly this config (same config hash) from earlier launches, newest first, each with its
     folder in `run_dir`: for a single run, its sibling run folders (outputs/<task>/runs/*); for a multirun
     job, the jobs of the same sweep root. Unreadable records are skipped (read_record warns)."""
-    wanted = config_hash(OmegaConf.to_container(cfg, resolve=True))
+    wanted = hash_of(cfg)
     out_dir = Path(cfg.paths.output_dir)
     root = sweep_root()
     if root is None:
@@ -133,7 +138,7 @@ def own_folder(cfg: DictConfig) -> None:
     `0_full_<its config hash>` beside it (the same folder on every re-launch, so it resumes there), and the
     earlier run is kept whole."""
     job_dir = Path(cfg.paths.output_dir)
-    wanted = config_hash(OmegaConf.to_container(cfg, resolve=True))
+    wanted = hash_of(cfg)
     there = read_record(job_dir)
     if there is not None and there["config_hash"] != wanted:
         own = job_dir.with_name(f"{job_dir.name}_{wanted}")
