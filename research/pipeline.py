@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> RunRecord:
     run_dir = Path(cfg.paths.output_dir)
     check_writable(run_dir)
+    relaunch.refuse_other_run(cfg)
     if cfg.get("push_to_hub"):
         card.check_push(cfg.push_to_hub, cfg.train)
     cfg = with_resume(cfg)
@@ -231,6 +232,7 @@ def evaluate(cfg: DictConfig) -> RunRecord:
     run_dir = Path(cfg.run_dir) if cfg.run_dir else None
     if run_dir:
         cfg = with_run_config(cfg, run_dir)
+    relaunch.refuse_other_run(cfg)
     method = cfg.method.name if run_dir else "zero_shot"
     record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), method, cfg.model.name, cfg.data.name)
     record.artifacts |= overrides.launch()

@@ -257,11 +257,16 @@ class Runs:
     before: dict[str, Any]  # every file of the runs above, as first written
 
     def snapshot(self) -> dict[str, Any]:
-        return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in self._files()}
+        return {
+            k: v
+            for run in (self.lora, self.prompt, self.failed, self.no_weights, self.no_record)
+            for k, v in files_of(run).items()
+        }
 
-    def _files(self) -> Iterator[Path]:
-        for run in (self.lora, self.prompt, self.failed, self.no_weights, self.no_record):
-            yield from sorted(p for p in run.rglob("*") if p.is_file())
+
+def files_of(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `folder` with its size and modification time: what a write would change."""
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -337,6 +342,31 @@ def test_bad_use_of_a_finished_run_is_refused_and_leaves_the_run_untouched(
     assert runs.snapshot() == runs.before  # nothing written into, or removed from, any run read
     merged = tmp_path / "merged"
     assert not merged.exists() or not any(merged.iterdir())
+
+
+@pytest.mark.parametrize("command", HYDRA_COMMANDS)
+def test_a_run_given_another_runs_folder_is_refused_before_the_model_loads(
+    command: str, tmp_path: Path, env: dict[str, str], runs: Runs
+):
+    """hydra.run.dir naming a finished run of another config (the LoRA run's folder, given prompt tuning or
+    the scoring of the prompt-tuning run) would write over its record, checkpoint and weights. Hydra itself
+    rewrites its config copy (.hydra/) and appends to the log before any of our code runs; run.json keeps
+    the run's config and command line."""
+    lora = tmp_path / "lora"  # a copy: Hydra writes into the folder it is given, and `runs` is shared
+    shutil.copytree(runs.lora, lora)
+    before = files_of(lora)
+    extra = "method=prompt_tuning" if command == "train" else f"run_dir={runs.prompt}"
+    result = cli(command, [*TINY, extra, f"hydra.run.dir={lora}"], tmp_path, env)
+    assert result.returncode == 1, result.stderr[-3000:]
+    message = r"paths\.output_dir='.*lora' \(hydra\.run\.dir\) holds another config's run \(completed, config_hash \w+, method lora\); give this run a new folder"
+    assert re.search(message, result.stderr), result.stderr[-3000:]
+    assert "Traceback (most recent call last)" not in result.stderr
+    assert result.stage == "BUILD"
+
+    def ours(files: dict[str, Any]) -> dict[str, Any]:
+        return {p: v for p, v in files.items() if "/.hydra/" not in p and not p.endswith(".log")}
+
+    assert ours(files_of(lora)) == ours(before) and any(p.endswith("run.json") for p in ours(before))
 
 
 def test_a_trained_adapter_evaluates_on_another_dataset(tmp_path: Path, env: dict[str, str], runs: Runs, data: Path):

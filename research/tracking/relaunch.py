@@ -131,19 +131,35 @@ def run_sweep_job(cfg: DictConfig, train: Callable[[DictConfig], RunRecord]) -> 
         return None
 
 
+def other_run(cfg: DictConfig) -> dict[str, Any] | None:
+    """The record in the run's output folder when it is another config's run (None: empty, or this config)."""
+    there = read_record(Path(cfg.paths.output_dir))
+    return there if there is not None and there["config_hash"] != hash_of(cfg) else None
+
+
 def own_folder(cfg: DictConfig) -> None:
     """Point the job at a folder of its own when Hydra's holds another config's run. A later launch into the
     same sweep folder with other values gets job numbers from 0 again, and a value given once names no
     folder (sweep_names.py), so its `0_full` can be an earlier launch's `0_full`: the new job then runs in
     `0_full_<its config hash>` beside it (the same folder on every re-launch, so it resumes there), and the
     earlier run is kept whole."""
-    job_dir = Path(cfg.paths.output_dir)
-    wanted = hash_of(cfg)
-    there = read_record(job_dir)
-    if there is not None and there["config_hash"] != wanted:
-        own = job_dir.with_name(f"{job_dir.name}_{wanted}")
+    if there := other_run(cfg):
+        job_dir = Path(cfg.paths.output_dir)
+        own = job_dir.with_name(f"{job_dir.name}_{hash_of(cfg)}")
         log.warning("%s holds another config's run (%s): this job runs in %s", job_dir, there["status"], own)
         cfg.paths.output_dir = str(own)
+
+
+def refuse_other_run(cfg: DictConfig) -> None:
+    """A single run stops before any model loads when the folder it was given (hydra.run.dir) holds another
+    config's run: it would write over that run's record, checkpoints and weights. The same config there is
+    this run's own folder (resume=auto continues it)."""
+    if there := other_run(cfg):
+        raise ValueError(
+            f"paths.output_dir={cfg.paths.output_dir!r} (hydra.run.dir) holds another config's run "
+            f"({there['status']}, config_hash {there['config_hash']}, method {there['method']}); "
+            "give this run a new folder"
+        )
 
 
 def _run_unless_completed(cfg: DictConfig, train: Callable[[DictConfig], RunRecord]) -> float | None:
