@@ -153,7 +153,7 @@ def own_folder(cfg: DictConfig) -> None:
 def refuse_other_run(cfg: DictConfig) -> None:
     """A single run stops before any model loads when the folder it was given (hydra.run.dir) holds another
     config's run: it would write over that run's record, checkpoints and weights. The same config there is
-    this run's own folder (resume=auto continues it)."""
+    this run's own folder: resume=auto continues it when unfinished, else it is trained again."""
     if there := other_run(cfg):
         raise ValueError(
             f"paths.output_dir={cfg.paths.output_dir!r} (hydra.run.dir) holds another config's run "
