@@ -270,6 +270,16 @@ def _is_linear(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear) or type(module).__name__ in ("Conv1D", "Linear4bit", "Linear8bitLt")
 
 
+def cache_keyword() -> str:
+    """The keyword peft hands a prefix's keys and values to the encoder with: `past_key_values` up to peft
+    0.21, the name transformers uses since peft 0.22 (`cache` from transformers 5.24)."""
+    try:
+        from peft.import_utils import get_transformers_cache_name
+    except ImportError:
+        return "past_key_values"
+    return get_transformers_cache_name()
+
+
 def expose_past_key_values(model: PeftModel) -> None:
     """Prefix tuning of a classifier: peft hands the virtual keys and values to the encoder as
     `past_key_values`, after checking that the encoder's forward names that parameter. transformers 5
@@ -281,8 +291,8 @@ def expose_past_key_values(model: PeftModel) -> None:
         return  # language models take `past_key_values` from peft through their own forward
     backbone = model.base_model.get_submodule(model.transformer_backbone_name)
     params = inspect.signature(backbone.forward).parameters
-    if "past_key_values" in params:
-        return
+    if cache_keyword() in params:
+        return  # the keyword this peft passes is taken as it is (peft >= 0.22 passes `cache` to transformers >= 5.24)
     if "cache" not in params:
         raise ValueError(
             f"method.peft_config (PrefixTuningConfig): {type(backbone).__name__} takes no past keys and values "
