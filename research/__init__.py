@@ -1,3 +1,1 @@
-from research import quiet
-
-quiet.install()
+"""peftlab: parameter-efficient fine-tuning, measured. The layers are folders: docs/architecture.md."""

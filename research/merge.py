@@ -12,19 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from research.methods.base import MergeRefused
-from research.runs import load_run
+from research.command import started
 
 USAGE = "usage: peftlab merge run_dir=<run folder> out=<new folder> [key=value ...]"
-
-
-def merge_run(run_dir: Path, out: Path, overrides: list[str] | None = None) -> Path:
-    """`out` must be new or empty: a merged model never lands among other files."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"out={str(out)!r} already exists and is not an empty folder; choose a new one")
-    run = load_run(run_dir, overrides or [])
-    run.method.export(run.model, run.tokenizer, out)
-    return out
 
 
 def parse(argv: list[str]) -> tuple[Path, Path, list[str]]:
@@ -42,6 +32,10 @@ def parse(argv: list[str]) -> tuple[Path, Path, list[str]]:
 
 def main(argv: list[str] | None = None) -> None:
     run_dir, out, overrides = parse(sys.argv[1:] if argv is None else argv)
+    started()
+    from research.methods.base import MergeRefused  # the heavy imports, once the arguments are read
+    from research.pipeline.serving import merge_run
+
     try:
         merge_run(run_dir, out, overrides)
     except (MergeRefused, OSError, ValueError) as err:

@@ -1,4 +1,4 @@
-"""Shared fixtures: real Hydra composition of conf/, tiny models built in memory (no files)."""
+"""Shared fixtures and the session's environment; the helpers test files share are in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub is never needed by the unit tests
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -16,20 +14,6 @@ os.environ.setdefault("WANDB_SILENT", "true")
 # several times more. Subprocesses (sweeps, DDP, the bench) inherit it through the environment.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
-
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-ASSETS = ROOT.parent / "shared" / "assets"
-
-
-def compose_cfg(*overrides: str) -> DictConfig:
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
-
-
-def small(*overrides: str) -> list[str]:
-    """Overrides that keep a tiny run to seconds."""
-    return ["data.num_examples=60", "data.eval_limit=4", "data.test_limit=4", "generation.max_new_tokens=8", *overrides]
 
 
 @pytest.fixture(autouse=True)

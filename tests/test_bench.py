@@ -14,7 +14,7 @@ from research.bench.options import Options
 from research.bench.padding import padding_share
 from research.bench.report import TARGETS
 from research.pipeline import build
-from tests.conftest import compose_cfg, small
+from tests.helpers import compose_cfg, small
 
 
 def test_bench_writes_json_and_markdown_with_positive_finite_ratios(tmp_path: Path, capsys) -> None:

@@ -16,27 +16,8 @@ from omegaconf import OmegaConf
 
 from research import compare
 from research.compare import plots
-from research.tracking import RunRecord
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
-
-
-def write_run(
-    root: Path,
-    name: str,
-    *overrides: str,
-    metrics: dict[str, float] | None = None,
-    trainable: int = 1_000,
-    total: int = 100_000,
-    status: str = "completed",
-    started_at: float = 0.0,
-) -> Path:
-    """A run.json as research.train writes it, for the config these overrides compose."""
-    run_dir = root / name
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={run_dir}", *overrides])
-    record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), cfg.method.name, cfg.model.name, cfg.data.name)
-    return finish(record, run_dir, metrics, trainable, total, status, started_at)
+from research.runs import RunRecord
+from tests.helpers import CONF, finish, write_run
 
 
 def write_record(
@@ -54,28 +35,6 @@ def write_record(
     config = {"paths": {"output_dir": str(run_dir)}, "tags": [name], **config}
     names = (config["method"]["name"], config["model"]["name"], config["data"]["name"])
     return finish(RunRecord.start(config, *names), run_dir, metrics, trainable, total, status, 0.0)
-
-
-def finish(
-    record: RunRecord,
-    run_dir: Path,
-    metrics: dict[str, float] | None,
-    trainable: int,
-    total: int,
-    status: str,
-    started_at: float,
-) -> Path:
-    record.started_at = started_at
-    if status == "completed":
-        record.params = {"trainable": trainable, "total": total, "trainable_pct": 100 * trainable / total}
-        record.metrics = metrics or {"test/rouge1": 0.5, "zero_shot/rouge1": 0.1, "test/loss": 1.0}
-        record.timing = {"train_s": 2.0}
-        record.memory = {"peak_rss_mb": 900.0}
-        record.complete()
-    elif status == "failed":
-        record.fail(ValueError("method.rank must be positive"))
-    record.write(run_dir)
-    return run_dir
 
 
 def loha(r: int, seed: int = 1, **extra: Any) -> dict[str, Any]:
@@ -204,7 +163,7 @@ CORRUPTIONS = {
     "truncated": (_truncate, "not valid JSON"),
     "no config_hash": (_drop("config_hash"), "missing config_hash"),
     "no metrics": (_drop("metrics"), "missing metrics"),
-    "empty object": (lambda p: p.write_text("{}"), "missing status, method, model"),
+    "empty object": (lambda p: p.write_text("{}"), "missing status, config_hash, method, model"),
     "not an object": (lambda p: p.write_text("[1, 2]"), "not a JSON object but an array"),
     "metric not a number": (
         lambda p: p.write_text(p.read_text().replace('"test/rouge1": 0.9', '"test/rouge1": "high"')),

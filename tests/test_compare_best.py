@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from research.compare.best import best_run, main
-from tests.test_compare import write_run
+from tests.helpers import write_run
 
 
 @pytest.fixture

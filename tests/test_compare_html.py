@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from research import compare
-from tests.test_compare import write_run
+from tests.helpers import write_run
 
 BROWSER = next((b for name in ("chromium", "chromium-browser", "google-chrome") if (b := shutil.which(name))), None)
 WIDTH, HEIGHT = 1280, 4200

@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from research.models import ModelSpec
-from tests.conftest import CONF, compose_cfg
+from tests.helpers import CONF, compose_cfg
 
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if not p.stem.startswith("_"))
 METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))

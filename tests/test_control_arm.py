@@ -12,13 +12,10 @@ import pytest
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from research.compare import load_records
-from tests.conftest import ASSETS, ROOT
+from tests.helpers import DIALOGSUM, ROOT, SMOLLM2, SMOLLM2_GGUF, needs_assets
 
 SCRIPT = ROOT / "sweeps" / "studies" / "control_lora.py"
-MODEL = ASSETS / "models" / "smollm2-135m-instruct-gguf"
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DATA = ASSETS / "data" / "dialogsum"
-pytestmark = pytest.mark.skipif(not (MODEL / GGUF).is_file(), reason=f"offline assets not found at {ASSETS}")
+pytestmark = needs_assets(SMOLLM2 / SMOLLM2_GGUF, DIALOGSUM)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +28,7 @@ def control():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return AutoTokenizer.from_pretrained(MODEL, gguf_file=GGUF)
+    return AutoTokenizer.from_pretrained(SMOLLM2, gguf_file=SMOLLM2_GGUF)
 
 
 def tiny_llama(tokenizer) -> LlamaForCausalLM:
@@ -51,7 +48,7 @@ def tiny_llama(tokenizer) -> LlamaForCausalLM:
 
 def tiny_args(out: Path, *extra: str) -> list[str]:
     return [
-        "--out", str(out), "--model", str(MODEL), "--data", str(DATA), "--steps", "3", "--train-examples", "6",
+        "--out", str(out), "--model", str(SMOLLM2), "--data", str(DIALOGSUM), "--steps", "3", "--train-examples", "6",
         "--batch-size", "4", "--test-examples", "3", "--eval-batch-size", "2", "--max-new-tokens", "4",
         "--max-source-length", "128", "--lr", "5e-2", "--log-every", "0", *extra,
     ]  # fmt: skip

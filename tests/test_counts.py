@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from research.methods.base import Context, count_parameters
 from research.models import ModelSpec, build_model
 from research.models.tokenizers import byte_tokenizer
-from tests.conftest import compose_cfg
+from tests.helpers import compose_cfg
 
 FLAN_T5_BASE_PARAMS = 247_577_856  # published size of google/flan-t5-base (untied lm_head)
 

@@ -6,29 +6,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from research.data.collate import IGNORE_INDEX, encode
+from research.data.collate import IGNORE_INDEX
 from research.data.readers import DataFormatError
-from research.data.sources import load_splits
-from research.metrics import generation_metrics
 from research.models.tokenizers import byte_tokenizer
-from tests.conftest import ASSETS, CONF, ROOT, compose_cfg
+from research.tasks import Task
+from tests.helpers import ASSETS, CONF, ROOT, compose_cfg, load
 
 SPLIT_FILES = {"train": "train", "validation": "dev", "test": "test"}
-
-
-def load(format: str, path: Path | None, **overrides: Any):
-    args: dict[str, Any] = dict(
-        path=str(path) if path else None, hub_id=None, hub_name=None, hub_splits=None, files=None,
-        input_field="dialogue", target_field="summary", reference_fields=None, label_field=None,
-        group_references=False, num_examples=0, seed=0,
-    )  # fmt: skip
-    return load_splits(format, **(args | overrides))
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -141,7 +130,7 @@ def test_multi_reference_rouge_is_best_of_and_mean_of_hand_computed_f1():
     """rouge1 F1 = 2PR/(P+R) on unigrams. `the cat sat` vs `the cat ran away`: P=2/3, R=2/4 -> 4/7;
     vs `a cat sat`: P=R=2/3 -> 2/3. Bigrams: 1 of 2 vs 1 of 3 -> 2/5; 1 of 2 vs 1 of 2 -> 1/2.
     `hello world` vs [`hello world`, `goodbye`]: 1 and 0 for both orders. Means over the 2 examples."""
-    scores = generation_metrics(
+    scores = Task.SEQ2SEQ.score(
         ["the cat sat", "hello world"], [["the cat ran away", "a cat sat"], ["hello world", "goodbye"]]
     )
     expected = {
@@ -158,12 +147,12 @@ def test_multi_reference_rouge_is_best_of_and_mean_of_hand_computed_f1():
 def test_causal_example_masks_the_prompt_and_keeps_its_end_when_cut():
     tokenizer = byte_tokenizer()
     prompt = "Summarize: " + "x" * 50 + "\nSummary:"
-    ex = encode({"target": "ok"}, prompt, tokenizer, "causal", max_source_length=30, max_target_length=8)
+    ex = Task.CAUSAL.encode({"target": "ok"}, prompt, tokenizer, max_source_length=30, max_target_length=8)
     assert tokenizer.decode(ex["prompt_ids"]).endswith("\nSummary:") and ex["truncated"]
     assert tokenizer.decode(ex["prompt_ids"]).startswith("Summarize: ") and len(ex["prompt_ids"]) == 30
     target = tokenizer(" ok", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     assert ex["labels"] == [IGNORE_INDEX] * 30 + target
-    chat = encode({"target": "ok"}, "user turn\nassistant\n", tokenizer, "causal", 64, 8)
+    chat = Task.CAUSAL.encode({"target": "ok"}, "user turn\nassistant\n", tokenizer, 64, 8)
     assert tokenizer.decode([i for i in chat["labels"] if i != IGNORE_INDEX]) == "ok</s>"
 
 

@@ -7,14 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 
-from research.data import DataModule
 from research.data.readers import DataFormatError
-from research.models.tokenizers import byte_tokenizer
-from tests.conftest import compose_cfg
-from tests.test_data import load
+from tests.helpers import datamodule, load
 
 GOOD = '{"dialogue": "a", "summary": "b"}\n'
 
@@ -97,14 +92,6 @@ def test_hub_split_without_a_field_lists_its_columns(tmp_path: Path):
         load("jsonl", None, hub_id=str(tmp_path))
 
 
-def datamodule(*overrides: str, task: str = "seq2seq") -> DataModule:
-    """A DataModule exactly as research.train builds one: Hydra composes conf/, then instantiates cfg.data."""
-    try:
-        return instantiate(compose_cfg(*overrides).data, tokenizer=byte_tokenizer(), task=task, chat_template=False)
-    except InstantiationException as err:  # Hydra wraps the constructor's error; research.train unwraps it too
-        raise err.__cause__ from None
-
-
 def test_too_few_synthetic_examples_say_the_split_is_empty_and_which_setting():
     dm = datamodule("data.num_examples=2")
     message = "synthetic[train]: the train split is empty: data.num_examples=2 gives 1 validation and 1 test"
@@ -115,7 +102,6 @@ def test_too_few_synthetic_examples_say_the_split_is_empty_and_which_setting():
 @pytest.mark.parametrize(
     ("overrides", "task", "expected"),
     [
-        (["data.train_limit=0"], "seq2seq", r"data\.train_limit=0 would leave the split empty; set it > 0, or null"),
         (["data=sst2"], "causal", r"data\.label_field='label' is classification data, but the model generates text"),
         ([], "classification", r"model\.task=classification needs data\.label_field"),
         (["data.label_names=[a,b]"], "seq2seq", r"data\.label_names is set but data\.label_field is null"),

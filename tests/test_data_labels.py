@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from research.data import check_num_labels
-from tests.test_data import load
-from tests.test_data_errors import datamodule
+from tests.helpers import datamodule, load
 
 NAMES = ["negative", "neutral", "positive"]
 REVIEWS = [

@@ -5,7 +5,6 @@ evaluation metrics cover both processes' shares of the split, so they equal a si
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -14,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from research.checks import check_strategy
+from research.config.checks import check_strategy
 from research.pipeline import train
-from tests.conftest import ROOT, compose_cfg
+from tests.helpers import cli_env, compose_cfg
 
 # Evaluation batches of one example: the loss is then a plain mean over examples, however they are split.
 DATA = ["data.num_examples=40", "data.eval_limit=4", "data.test_limit=4", "data.eval_batch_size=1"]
@@ -24,7 +23,7 @@ RUN = [*DATA, "generation.max_new_tokens=8", "trainer.max_epochs=1", "~callbacks
 
 
 def _ddp_run(run_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    env = cli_env()
     env.pop("LOCAL_RANK", None)
     args = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "logger=wandb", *RUN]
     return subprocess.run(

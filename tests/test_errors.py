@@ -11,7 +11,7 @@ import torch
 from hydra.errors import MissingConfigException
 
 from research.pipeline import build, train
-from tests.conftest import compose_cfg, small
+from tests.helpers import compose_cfg, small
 
 
 def build_error(*overrides: str) -> str:
@@ -64,6 +64,7 @@ def test_unknown_group_choice_lists_the_available_ones(override: str, listed: li
         (["data.template=poem"], r"data\.template='poem' is unknown; allowed: null, summarize"),
         (["data.format=parquet"], r"data\.format='parquet' is unknown; allowed: synthetic, jsonl"),
         (["data.batch_size=0"], r"data\.batch_size=0 must be an integer > 0"),
+        (["data.train_limit=0"], r"data\.train_limit=0 must be an integer > 0 \(or null\)"),
         (["data.truncation=drop"], r"data\.truncation='drop'; allowed: warn, error"),
         (
             ["data.truncation=error", "data.max_source_length=16"],

@@ -5,17 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from research.pipeline import evaluate, train
-from research.tracking import read_record
-from tests.conftest import CONF, compose_cfg, small
-
-
-def evaluate_cfg(*overrides: str) -> DictConfig:
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("evaluate", overrides=list(small("logger=none", *overrides)))
+from research.runs import read_record
+from tests.helpers import compose_cfg, evaluate_cfg, small
 
 
 def train_cfg(*overrides: str) -> DictConfig:

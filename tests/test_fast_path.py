@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from research.pipeline import build
-from tests.conftest import compose_cfg, small
+from tests.helpers import compose_cfg, small
 
 
 def _lora_step(*overrides: str) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:

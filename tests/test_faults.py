@@ -12,14 +12,12 @@ import pytest
 
 from research import compare
 from research.pipeline import train
-from research.tracking.record import read_record
-from tests.conftest import compose_cfg, small
-from tests.test_resume import kill_after_first_checkpoint, start_cli
-from tests.test_train import run_cli
+from research.runs.record import read_record
+from tests.helpers import compose_cfg, kill_after_first_checkpoint, run_cli, small, start_cli
 
 # Job 0 raises (rank 0 is refused), job 1 completes, job 2 is killed mid-training with the whole sweep.
 # No hydra.sweep.dir: each launch gets the default outputs/train/multiruns/<time>, and launches of one task
-# into those timestamped folders are one sweep (research/tracking/sweep_root.py).
+# into those timestamped folders are one sweep (research/runs/sweep_root.py).
 SWEEP = ["-m", "method.peft_config.r=0,4,8", "trainer.max_epochs=3", *small("data.num_examples=60"), "logger=csv"]
 SWEEP += ["zero_shot=false", "resume=auto"]
 

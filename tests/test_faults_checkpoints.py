@@ -14,10 +14,9 @@ import pytest
 import torch
 
 from research.pipeline import train
-from research.tracking.checkpoints import unreadable
-from research.tracking.record import RunRecord, read_record
-from tests.conftest import compose_cfg, small
-from tests.test_train import run_cli
+from research.runs.checkpoints import unreadable
+from research.runs.record import RunRecord, read_record
+from tests.helpers import compose_cfg, run_cli, small
 
 
 @pytest.fixture

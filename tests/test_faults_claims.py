@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from research.tracking.claims import LOCK_FILE, Holder, active_holder, claimed, holder
-from research.tracking.record import read_record
-from tests.conftest import ROOT, small
-from tests.test_resume import start_cli
+from research.pipeline import train
+from research.runs.claims import LOCK_FILE, Holder, active_holder, claimed, holder
+from research.runs.record import read_record
+from tests.helpers import ROOT, compose_cfg, small, start_cli
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from research.tracking.claims import claimed
+from research.runs.claims import claimed
 with claimed(Path(sys.argv[1])) as other:
     assert other is None
     print("held", flush=True)
@@ -105,3 +105,17 @@ def test_two_concurrent_launches_of_one_sweep_folder_train_each_job_once(tmp_pat
     assert 0 in codes, logs
     for code, log in zip(codes, logs, strict=True):
         assert code == 0 or "running in another launch" in log, log[-3000:]
+
+
+def test_a_single_run_into_a_folder_another_launch_is_running_stops_before_anything_loads(tmp_path: Path):
+    """Two single runs given one folder (hydra.run.dir twice): the second stops naming the first, and writes
+    nothing there; before, both trained and overwrote one record, checkpoint and weights folder."""
+    run_dir = tmp_path / "run"
+    other = hold_in_another_process(run_dir)
+    try:
+        with pytest.raises(ValueError, match=rf"is being run by another launch: pid {other.pid} on "):
+            train(compose_cfg(*small("logger=none", f"paths.output_dir={run_dir}")))
+        assert sorted(p.name for p in run_dir.iterdir()) == [LOCK_FILE]
+    finally:
+        other.kill()
+        other.wait()

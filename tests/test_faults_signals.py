@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from research.tracking.record import read_record
-from tests.conftest import small
-from tests.test_resume import kill_after_first_checkpoint, start_cli
-from tests.test_train import run_cli
+from research.runs.record import read_record
+from tests.helpers import kill_after_first_checkpoint, run_cli, small, start_cli
 
 RUN = ["trainer.max_epochs=3", *small(), "logger=csv", "zero_shot=false"]
 

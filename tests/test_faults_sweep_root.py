@@ -13,10 +13,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict
 
-from research.tracking.record import read_record
-from research.tracking.sweep_root import sweep_root
-from tests.conftest import CONF, small
-from tests.test_train import run_cli
+from research.runs.record import read_record
+from research.runs.sweep_root import sweep_root
+from tests.helpers import CONF, run_cli, small
 
 
 @pytest.fixture

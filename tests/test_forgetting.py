@@ -12,8 +12,7 @@ import pytest
 
 from research.analyses import ForgettingProbe, forgetting
 from research.pipeline import build, train
-from tests.conftest import compose_cfg, small
-from tests.test_methods import fit_on_one_batch
+from tests.helpers import compose_cfg, fit_on_one_batch, small
 
 GENERAL = [
     "The museum opens at nine and closes early on Sundays.",

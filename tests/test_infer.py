@@ -15,27 +15,20 @@ from peft import PeftModel
 
 from research import infer
 from research.data.templates import TEMPLATES, render
-from research.infer import adapter_bytes, answer, generate_mixed, load_runs, prompts, serve
 from research.models import ModelSpec
 from research.models.loading import build_base
-from research.pipeline import build, train
-from research.runs import load_run
-from tests.conftest import compose_cfg, small
-from tests.test_lifecycle import LORA_OVERRIDES, load_fresh, logits, plain_base
-from tests.test_methods import fit_on_one_batch
-
-TEXTS = [
-    "#Person1#: Hi, how are you?\n#Person2#: Fine, thanks.",
-    "#Person1#: Where is the station?\n#Person2#: Two blocks down the road, then left at the bakery.",
-]
-
-
-def train_run(run_dir: Path, *overrides: str) -> Path:
-    """A real, short training run (fit, save, run.json) of the tiny defaults plus `overrides`."""
-    cfg = compose_cfg(*small("logger=none", "callbacks=none", "zero_shot=false", "trainer.max_steps=2"), *overrides)
-    cfg.paths.output_dir = str(run_dir)
-    assert train(cfg).status == "completed"
-    return run_dir
+from research.pipeline import build, rebuild
+from research.pipeline.serving import adapter_bytes, answer, generate_mixed, load_runs, prompts, serve
+from tests.helpers import (
+    LORA_OVERRIDES,
+    TEXTS,
+    compose_cfg,
+    fit_on_one_batch,
+    load_fresh,
+    logits,
+    plain_base,
+    train_run,
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +45,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def reference(run_dir: Path, texts: list[str]) -> list[str]:
     """What a user gets by hand: the run's base, its adapter through plain peft, one prompt at a time through
     `model.generate`, the prompt cut off a decoder-only model's output."""
-    run = load_run(run_dir)
+    run = rebuild(run_dir)
     spec = ModelSpec(**OmegaConf.to_container(run.cfg.model, resolve=True))
     model = PeftModel.from_pretrained(
         build_base(spec, run.tokenizer, run.method, seed=run.cfg.seed), run_dir / "weights"
@@ -74,11 +67,11 @@ def reference(run_dir: Path, texts: list[str]) -> list[str]:
 def test_infer_answers_what_generate_gives_on_the_same_adapter(runs: dict[str, Path], model: str):
     expected = reference(runs[model], TEXTS)
     assert all(expected) and expected[0] != expected[1], expected  # the comparison is not between empty strings
-    assert answer(load_run(runs[model]), TEXTS) == expected
+    assert answer(rebuild(runs[model]), TEXTS) == expected
 
 
 def test_serving_uses_the_evaluation_form_of_the_runs_template(runs: dict[str, Path]):
-    run = load_run(runs["tiny_llama"])
+    run = rebuild(runs["tiny_llama"])
     assert run.cfg.data.template == "summarize"
     # training draws a phrasing per example; a server must not: every prompt gets the first, as scoring does
     drawn = {render("summarize", TEXTS[0], train=True, seed=run.cfg.seed, index=i) for i in range(len(TEXTS) * 10)}
@@ -90,7 +83,7 @@ def test_infer_command_takes_overrides_as_train_does(runs: dict[str, Path], caps
     run_dir = runs["tiny_llama"]
     infer.main([f"run_dir={run_dir}", f"prompt={TEXTS[0]}", "generation.max_new_tokens=3"])
     reply = capsys.readouterr().out.strip().split(" -> ")[1]
-    assert reply == repr(answer(load_run(run_dir, ["generation.max_new_tokens=3"]), TEXTS[:1])[0])
+    assert reply == repr(answer(rebuild(run_dir, ["generation.max_new_tokens=3"]), TEXTS[:1])[0])
     assert len(eval(reply)) <= 3  # the byte tokenizer: one character per new token
 
     with pytest.raises(SystemExit, match=r"generaton.*did you mean generation\?"):
@@ -106,7 +99,7 @@ def test_several_runs_of_one_base_are_served_on_it_each_as_it_was_trained(runs: 
     assert one.model is two.model and set(one.model.peft_config) == {one.adapter, two.adapter}
     assert prompts(two, TEXTS) == TEXTS  # run b trained without a template
     both = answer(one, TEXTS), answer(two, TEXTS)
-    assert both == (answer(load_run(runs["tiny_llama"]), TEXTS), answer(load_run(runs["tiny_llama_b"]), TEXTS))
+    assert both == (answer(rebuild(runs["tiny_llama"]), TEXTS), answer(rebuild(runs["tiny_llama_b"]), TEXTS))
     assert both[0] != both[1]
 
     with pytest.raises(ValueError, match="another base"):

@@ -11,23 +11,15 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
 from peft import PrefixTuningConfig, get_peft_model
 from torch.utils.data import DataLoader
 from transformers import AutoModelForCausalLM, DistilBertConfig, DistilBertForSequenceClassification
 
-from research.methods.base import Context, MergeRefused
+from research.methods.base import MergeRefused
 from research.methods.peft import expose_past_key_values
 from research.methods.quantization import is_4bit
-from research.models import ModelSpec, build_tokenizer
-from research.models.loading import build_base
 from research.pipeline import build
-from tests.conftest import compose_cfg, small
-from tests.test_methods import fit_on_one_batch
-
-LORA_OVERRIDES = small(
-    "model=tiny_llama", "method=lora", "scheduler.warmup_ratio=0", "method.peft_config.lora_dropout=0"
-)
+from tests.helpers import LORA_OVERRIDES, compose_cfg, fit_on_one_batch, load_fresh, logits, plain_base, small
 
 
 def trained_module(tmp_path: Path, overrides: list[str] = LORA_OVERRIDES) -> tuple[pl.LightningModule, dict, Path]:
@@ -35,26 +27,6 @@ def trained_module(tmp_path: Path, overrides: list[str] = LORA_OVERRIDES) -> tup
     batch = next(iter(datamodule.train_dataloader()))
     fit_on_one_batch(module, batch, steps=5)
     return module.eval(), batch, module.method.save(module.model, tmp_path / "weights")
-
-
-def load_fresh(module: pl.LightningModule, weights: Path, overrides: list[str] = LORA_OVERRIDES) -> torch.nn.Module:
-    """The run's weights, loaded by its method onto a freshly built base (the same seed: the same weights)."""
-    cfg = compose_cfg(*overrides)
-    spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
-    base = build_base(spec, module.tokenizer, module.method, seed=cfg.seed)
-    return module.method.load(base, weights, Context(spec.task, module.tokenizer))
-
-
-def plain_base() -> torch.nn.Module:
-    """The run's random tiny Llama, with nothing injected."""
-    cfg = compose_cfg("model=tiny_llama", "method=full")
-    spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
-    return build_base(spec, build_tokenizer(spec), build(cfg)[0].method, seed=cfg.seed)
-
-
-@torch.no_grad()
-def logits(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
 
 def test_save_load_merge_export(tmp_path: Path):

@@ -6,12 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
 from research.pipeline import build
-from tests.conftest import compose_cfg, small
+from tests.helpers import compose_cfg, fit_on_one_batch, loss_on, small
 
 # Tiny architectures from conf/model/tiny_*.yaml.
 T5 = {"d": 128, "inner": 4 * 32, "d_ff": 256, "enc": 2, "dec": 2}
@@ -61,27 +59,6 @@ CASES = [
     # position is a virtual token whose output hardly depends on the input in a random 2-layer encoder
     # (std 0.001 across rows): nothing to learn in 12 steps. See the README on SST-2 prompt tuning.
 ]
-
-
-def fit_on_one_batch(module: pl.LightningModule, batch: dict, steps: int, callbacks: list | None = None) -> None:
-    module.train()
-    loader = DataLoader([batch] * steps, batch_size=None)
-    trainer = pl.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=callbacks,
-    )
-    trainer.fit(module, train_dataloaders=loader)
-
-
-@torch.no_grad()
-def loss_on(module: pl.LightningModule, batch: dict) -> float:
-    module.eval()
-    return float(module(batch).loss)
 
 
 @pytest.mark.parametrize(("model", "method", "extra", "expected"), CASES, ids=lambda v: str(v) if v else "")

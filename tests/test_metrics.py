@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from rouge_score import rouge_scorer, scoring
 
-from research.metrics import classification_metrics, generation_metrics, load_metric
+from research.metrics import load_metric
+from research.tasks import Task
 
 PREDICTIONS = ["the cats were sitting on the mat", "he is running to the station\nthen he left", "hello"]
 REFERENCES = ["a cat sat on the mat", "he ran to the station\nand left", "goodbye"]
@@ -42,11 +43,11 @@ def test_rouge_lsum_splits_sentences_on_newlines():
 
 
 def test_single_reference_has_no_mean_variant():
-    assert set(generation_metrics(["a b"], [["a b"]])) == {*TYPES, "bleu"}
+    assert set(Task.SEQ2SEQ.score(["a b"], [["a b"]])) == {*TYPES, "bleu"}
 
 
 def test_classification_accuracy_and_macro_f1():
-    m = classification_metrics([1, 1, 0, 0], [1, 0, 0, 0])
+    m = Task.CLASSIFICATION.score([1, 1, 0, 0], [1, 0, 0, 0])
     assert m["accuracy"] == 0.75
     assert m["f1"] == pytest.approx((2 / 3 + 0.8) / 2)  # class 1: P=1/2 R=1; class 0: P=1 R=2/3
 

@@ -6,7 +6,6 @@ console while our own warnings stay on it."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -21,18 +20,27 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from research import infer, merge
-from research.infer import answer, prompts
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base
-from research.pipeline import build, evaluate
-from research.runs import load_run
-from tests.conftest import ASSETS, CONF, ROOT, compose_cfg, small
-from tests.test_evaluate import evaluate_cfg
-from tests.test_infer import TEXTS, train_run
+from research.pipeline import build, evaluate, rebuild
+from research.pipeline.serving import answer, prompts
+from research.runs import read_record
+from tests.helpers import (
+    CONF,
+    DIALOGSUM,
+    SMOLLM2,
+    TEXTS,
+    cli_env,
+    compose_cfg,
+    evaluate_cfg,
+    needs_assets,
+    small,
+    train_run,
+)
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
-# Library notices nobody running this framework can act on (research/quiet.py), and the eval-mode warning
-# Lightning gave for a base read with from_pretrained (fixed in research/loop.py).
+ENV = cli_env()
+# Library notices nobody running this framework can act on (research/views/quiet.py), and the eval-mode warning
+# Lightning gave for a base read with from_pretrained (fixed in research/loop/module.py).
 NOISE = (
     "gemm_4bit_forward",  # bitsandbytes, at import
     "pip install kernels",
@@ -155,8 +163,18 @@ def test_infer_says_when_the_base_moved_and_takes_its_new_place_as_an_override(f
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert f"model.name_or_path='{base}' does not exist" in proc.stderr and "model.name_or_path=/path" in proc.stderr
     assert_quiet(proc)
-    run = load_run(run_dir, [f"model.name_or_path={moved}"])
+    run = rebuild(run_dir, [f"model.name_or_path={moved}"])
     assert run.model.get_base_model().config.name_or_path == str(moved) and answer(run, TEXTS)
+
+    # evaluate takes the new place too, and with no data given scores the run's own data and settings
+    scored = tmp_path / "scored"
+    proc = cli("research.evaluate", f"run_dir={run_dir}", f"model.name_or_path={moved}", "logger=none",
+               f"hydra.run.dir={scored}", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "scoring the run's own data: synthetic, split test" in proc.stdout
+    record, trained = read_record(scored), read_record(run_dir)
+    assert record["artifacts"]["data_from"] == "run" and record["config"]["data"] == trained["config"]["data"]
+    assert record["metrics"]["test/loss"] == pytest.approx(trained["metrics"]["test/loss"], abs=1e-6)
 
 
 # --- merge ---------------------------------------------------------------------------------------------------
@@ -197,7 +215,7 @@ def test_merge_writes_a_plain_transformers_model_that_answers_as_the_run(
     assert not [k for k in weights if "lora" in k or "base_layer" in k]
     assert {w.dtype for w in weights.values()} == {torch.float32}  # QLoRA: de-quantized
     assert "quantization_config" not in AutoModelForCausalLM.from_pretrained(out).config.to_dict()
-    run = load_run(runs[method])
+    run = rebuild(runs[method])
     assert merged_answers(out, prompts(run, TEXTS), 12) == answer(run, TEXTS)
 
 
@@ -227,17 +245,14 @@ def test_merge_and_infer_refuse_what_is_not_a_finished_run(tmp_path: Path):
 
 # --- the offline SmolLM2 (a GGUF base), as docs/serving.md walks it --------------------------------------------
 
-SMOLLM2 = ASSETS / "models" / "smollm2-135m-instruct-gguf"
-
 
 @pytest.mark.integration
-@pytest.mark.skipif(not SMOLLM2.is_dir(), reason=f"offline assets not found at {ASSETS} (see the project README)")
+@needs_assets(SMOLLM2, DIALOGSUM)
 def test_smollm2_gguf_run_trains_quietly_merges_to_plain_transformers_and_serves_with_its_chat_template(
     tmp_path: Path,
 ):
     run_dir, out = tmp_path / "run", tmp_path / "merged"
-    data = ASSETS / "data" / "dialogsum"
-    args = ["experiment=dialogsum_smollm2", f"model.name_or_path={SMOLLM2}", f"data.path={data}", "logger=none"]
+    args = ["experiment=dialogsum_smollm2", f"model.name_or_path={SMOLLM2}", f"data.path={DIALOGSUM}", "logger=none"]
     args += ["callbacks=none", "zero_shot=false", "test=false", "+trainer.limit_val_batches=0"]
     args += ["trainer.max_steps=1", "data.train_limit=2", "data.batch_size=2", "generation.max_new_tokens=6"]
     proc = cli("research.train", *args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
@@ -249,7 +264,7 @@ def test_smollm2_gguf_run_trains_quietly_merges_to_plain_transformers_and_serves
     assert_quiet(proc)
     assert AutoTokenizer.from_pretrained(out).chat_template, "the chat template travels with the merged model"
 
-    run = load_run(run_dir)
+    run = rebuild(run_dir)
     served = prompts(run, TEXTS)
     assert served[0].startswith("<|im_start|>") and "Summarize the following conversation." in served[0]
     assert merged_answers(out, served, 6) == answer(run, TEXTS)

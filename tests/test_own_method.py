@@ -14,11 +14,9 @@ from hydra import compose, initialize_config_dir
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from research.infer import answer
-from research.merge import merge_run
-from research.pipeline import evaluate, train
-from research.runs import load_run
-from tests.conftest import CONF, compose_cfg, small
+from research.pipeline import evaluate, rebuild, train
+from research.pipeline.serving import answer, merge_run
+from tests.helpers import CONF, compose_cfg, small, user_files
 
 METHOD_FILE = '''\
 """LayerNorm tuning: only the weights of the normalisation layers train; merging has nothing to fold."""
@@ -61,7 +59,7 @@ class LayerNormTuning(Method):
 '''
 
 METHOD_YAML = """\
-# LayerNorm tuning (my_methods/layernorm_tuning.py): only the normalisation weights train.
+# LayerNorm tuning (my_code/layernorm_tuning.py): only the normalisation weights train.
 _target_: layernorm_tuning.LayerNormTuning
 name: layernorm
 lr: 3.0e-02
@@ -77,13 +75,9 @@ PROMPTS = ["#Person1#: Is the train late? #Person2#: Ten minutes, sorry.", "#Per
 @pytest.fixture
 def user_method(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The two files, where a user keeps them; returns the override that puts the YAML on Hydra's path."""
-    code, conf = tmp_path / "my_methods", tmp_path / "my_conf" / "method"
-    code.mkdir()
-    conf.mkdir(parents=True)
-    (code / "layernorm_tuning.py").write_text(METHOD_FILE)
-    (conf / "layernorm.yaml").write_text(METHOD_YAML)
-    monkeypatch.syspath_prepend(str(code))  # a user: PYTHONPATH=my_methods, or a package they install
-    return f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]"
+    return user_files(
+        tmp_path, monkeypatch, code={"layernorm_tuning.py": METHOD_FILE}, conf={"method/layernorm.yaml": METHOD_YAML}
+    )
 
 
 def test_own_method_trains_evaluates_infers_and_merges(user_method: str, tmp_path: Path):
@@ -104,7 +98,7 @@ def test_own_method_trains_evaluates_infers_and_merges(user_method: str, tmp_pat
     expected = {k: v for k, v in record.metrics.items() if k.startswith("test/") and not k.endswith("eval_s")}
     assert {k: rescored[k] for k in expected} == pytest.approx(expected, abs=1e-6)
 
-    loaded = load_run(run_dir)
+    loaded = rebuild(run_dir)
     assert all(torch.equal(loaded.model.get_parameter(name), tensor) for name, tensor in saved.items())
     replies = answer(loaded, PROMPTS)
     assert len(replies) == len(PROMPTS) and all(isinstance(r, str) for r in replies)

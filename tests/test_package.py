@@ -16,8 +16,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from research import cli
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 FRAMEWORK = ("torch", "transformers", "peft", "pytorch_lightning")
 TINY = [
     "trainer.max_epochs=1",

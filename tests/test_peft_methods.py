@@ -21,13 +21,12 @@ from peft import PeftModel
 from peft.tuners.tuners_utils import BaseTunerLayer
 from transformers import PreTrainedModel
 
-from research.loop import FineTuneModule
+from research.loop.module import FineTuneModule
 from research.methods.base import MergeRefused
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base
 from research.pipeline import build
-from tests.conftest import compose_cfg, small
-from tests.test_methods import fit_on_one_batch
+from tests.helpers import compose_cfg, fit_on_one_batch, small
 
 MODELS = ("tiny_t5", "tiny_llama")
 METHODS = (

@@ -8,11 +8,10 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from research.loop.optim import check_optimizer
 from research.methods.base import count_parameters
-from research.optim import check_optimizer
 from research.pipeline import build, train
-from tests.conftest import compose_cfg, small
-from tests.test_methods import fit_on_one_batch, loss_on
+from tests.helpers import compose_cfg, fit_on_one_batch, loss_on, small
 
 # tiny_llama: 2 layers x (q, k, v, o: 128x128; gate, up, down: 128x256) in 4-bit; embeddings, norms in float32
 LINEAR = 2 * (4 * 128 * 128 + 3 * 128 * 256)

@@ -3,6 +3,7 @@ warned); a hash of what determines the result; how a run ended (completed, faile
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from research.tracking.interrupts import Interrupted
-from research.tracking.record import RunRecord, config_hash, read_record, write_json_atomic
+from research.runs.interrupts import Interrupted
+from research.runs.record import RunRecord, config_hash, read_record, write_json_atomic
 
 
 def test_atomic_write_leaves_no_temp_file_and_replaces_whole(tmp_path: Path):
@@ -30,6 +31,17 @@ def test_hash_ignores_where_and_how_a_run_is_logged():
     moved = {**base, "paths": {"output_dir": "/b"}, "logger": None}
     assert config_hash(base) == config_hash(moved)
     assert config_hash(base) != config_hash({**base, "method": {"rank": 16}})
+
+
+def test_a_moved_function_keeps_the_config_hash_that_earlier_records_carry():
+    """The schedule's function moved (research.optim -> research.loop.optim): a config naming it by either
+    path hashes as records written before the move did (sha256 of the sorted JSON), so re-launched sweeps
+    still skip their completed jobs and resume=auto still finds unfinished runs."""
+    before = {"seed": 1, "scheduler": {"_target_": "research.optim.warmup_schedule", "name": "linear"}}
+    now = {"seed": 1, "scheduler": {"_target_": "research.loop.optim.warmup_schedule", "name": "linear"}}
+    recorded = hashlib.sha256(json.dumps(before, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    assert config_hash(now) == config_hash(before) == recorded
+    assert config_hash({**now, "seed": 2}) != recorded
 
 
 def test_record_lifecycle(tmp_path: Path):
@@ -67,7 +79,7 @@ def test_unreadable_record_is_skipped_with_one_warning_naming_it(tmp_path, caplo
     run_dir.mkdir()
     path = run_dir / "run.json"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    with caplog.at_level(logging.WARNING, logger="research.tracking.record"):
+    with caplog.at_level(logging.WARNING, logger="research.runs.record"):
         assert read_record(run_dir) is None
         assert read_record(run_dir) is None
         assert read_record(_valid(tmp_path))["status"] == "running"

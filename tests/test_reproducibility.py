@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from research.pipeline import train
-from tests.conftest import compose_cfg, small
-from tests.test_train import FAST, run_cli
+from tests.helpers import FAST, compose_cfg, run_cli, small
 
 
 def losses(run_dir: Path) -> list[float]:

@@ -4,20 +4,15 @@ uninterrupted run of the same seed ends (CPU, deterministic mode): same weights,
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
+import logging
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
 from research.pipeline import train
-from research.tracking.record import read_record
-from tests.conftest import ROOT, compose_cfg, small
-from tests.test_train import run_cli
+from research.runs.record import read_record
+from tests.helpers import compose_cfg, kill_after_first_checkpoint, run_cli, small, start_cli
 
 EPOCHS = 3
 OVERRIDES = [
@@ -27,33 +22,6 @@ OVERRIDES = [
     "logger=csv",
     "zero_shot=false",
 ]
-
-
-def start_cli(*args: str, cwd: Path, log: Path | None = None) -> subprocess.Popen:
-    """`python -m research.train` in the background; stdout and stderr to `log` (a file: a pipe nobody reads
-    would fill up and stall the run)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
-    out = log.open("w") if log else subprocess.DEVNULL
-    return subprocess.Popen(
-        [sys.executable, "-m", "research.train", *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
-    )
-
-
-def kill_after_first_checkpoint(
-    proc: subprocess.Popen, run_dir: Path, sig: int = signal.SIGKILL, timeout: float = 300
-) -> dict:
-    """Send `sig` (default SIGKILL: nothing flushed) as soon as run.json records a checkpoint (end of epoch
-    0), i.e. mid-training with steps done, then wait for the process to end."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        record = read_record(run_dir) if (run_dir / "run.json").exists() else None
-        if record and record["progress"] and (run_dir / "checkpoints" / "last.ckpt").is_file():
-            proc.send_signal(sig)
-            proc.wait(timeout=120)
-            return read_record(run_dir)
-        time.sleep(0.02)
-    proc.kill()
-    raise AssertionError(f"no checkpoint was recorded in time (exit code {proc.poll()})")
 
 
 def weights(run_dir: Path) -> dict:
@@ -100,3 +68,20 @@ def test_resume_auto_without_an_unfinished_run_starts_fresh(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "completed" and "resumed_from" not in record["artifacts"]
+
+
+def test_a_completed_runs_folder_given_again_is_left_as_it_is_unless_overwrite(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """`resume=auto hydra.run.dir=<completed run>` used to train again in place, replacing its record and
+    checkpoint; now the run is left whole and said so, and `overwrite=true` is how to train it again."""
+    caplog.set_level(logging.INFO, logger="research")
+    run = small("method=lora", "trainer.max_steps=2", "logger=none", "callbacks=none", f"paths.output_dir={tmp_path}")
+    first = train(compose_cfg(*run))
+    written = (tmp_path / "run.json").read_bytes()
+    again = train(compose_cfg(*run, "resume=auto"))
+    assert (tmp_path / "run.json").read_bytes() == written and again.metrics == first.metrics
+    assert f"{tmp_path} holds this config's completed run: left as it is (overwrite=true" in caplog.text
+    retrained = train(compose_cfg(*run, "overwrite=true"))
+    assert retrained.status == "completed" and retrained.started_at > first.started_at
+    assert read_record(tmp_path)["started_at"] == retrained.started_at

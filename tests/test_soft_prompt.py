@@ -11,7 +11,7 @@ import pytest
 
 from research.analyses.soft_prompt import soft_prompt_neighbors
 from research.pipeline import build, train
-from tests.conftest import compose_cfg, small
+from tests.helpers import compose_cfg, small
 
 INIT_TEXT = "Summarize the following conversation."
 

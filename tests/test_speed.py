@@ -8,13 +8,14 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from research.lm_loss import right_padded
-from research.loop import FineTuneModule
+from research.config.schema import check_config
+from research.config.speed import Speed
+from research.loop.lm_loss import right_padded
+from research.loop.module import FineTuneModule
 from research.pipeline import build
-from research.progress import progress_callbacks
-from research.schema import check_config
-from research.speed import Speed
-from tests.conftest import compose_cfg, small
+from research.tasks import Task
+from research.views.progress import progress_callbacks
+from tests.helpers import compose_cfg, small
 
 STOCK = Speed(target_logits=False, shared_prefill=False)
 # A tiny Llama whose random weights give varied, uneven-length outputs (the default init answers one letter).
@@ -80,7 +81,7 @@ def test_loss_at_labelled_positions_gives_the_stock_loss_and_gradients(method: s
 def test_where_the_shortcut_does_not_apply_the_stock_forward_gives_the_loss(overrides: tuple) -> None:
     module, datamodule = _built(*overrides)
     batch = next(iter(datamodule.loader("train", 4)))
-    assert module._lm_parts(module.model) is None
+    assert module.task is not Task.CAUSAL or module.task.lm_parts(module.model, module.speed) is None
     shift = 1 if module.task == "causal" else 0  # a causal LM's position t predicts label t+1
     module.model.eval()
     with torch.no_grad():

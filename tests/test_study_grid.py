@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 COMMON = ROOT / "sweeps" / "studies" / "common.sh"
 

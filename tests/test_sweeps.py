@@ -18,9 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import LogUniformDistribution
 
 from research import compare
+from tests.helpers import CONF, ROOT, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 SWEEPS_DIR = ROOT / "sweeps"
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 EXPECTED = {  # sweep -> its jobs, each the overrides Hydra gives it
@@ -159,18 +158,10 @@ def test_slurm_launcher_gives_each_ddp_job_one_task_per_device():
 def _launch(cwd: Path) -> tuple[subprocess.CompletedProcess, Path]:
     """sweep=methods cut to three jobs, bitfit failing (the tiny T5 has no biases), from outside the repo,
     into its default folder outputs/sweep_methods/multiruns/<time> (returned with the process)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
     args = ["sweep=methods", "hydra.sweeper.params.method='lora,bitfit,prompt_tuning'", *TINY]
     multiruns = cwd / "outputs" / "sweep_methods" / "multiruns"
     before = set(multiruns.glob("*"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "research.train", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_cli(*args, cwd=cwd, timeout=300)
     (sweep_dir,) = set(multiruns.glob("*")) - before
     return proc, sweep_dir
 

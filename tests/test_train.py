@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, small
-
-FAST = ["trainer.max_epochs=1", *small("data.num_examples=40")]
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "research.train", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
+from tests.helpers import FAST, run_cli
 
 
 def test_two_method_multirun_writes_two_records_and_two_wandb_runs(tmp_path: Path):

@@ -19,11 +19,10 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
 from research.pipeline import evaluate, train
-from research.tracking import card, overrides, read_record, wandb_run
-from research.tracking.record import RunRecord
-from tests.conftest import CONF, ROOT, compose_cfg, small
-from tests.test_resume import kill_after_first_checkpoint, start_cli
-from tests.test_train import run_cli
+from research.runs import overrides, read_record
+from research.runs.record import RunRecord
+from research.views import card, wandb_run
+from tests.helpers import CONF, ROOT, compose_cfg, kill_after_first_checkpoint, run_cli, small, start_cli
 
 WANDB = Path(sys.executable).parent / "wandb"
 DOCS = ROOT / "docs" / "wandb.md"

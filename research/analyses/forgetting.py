@@ -6,9 +6,9 @@ adapters and full fine-tuning, but the base behind the initial soft prompt for p
 prompt changes the score by itself (`after - untrained` is then what training did).
 
 Causal LMs score each passage as a continuation (its first token has no context and is not scored);
-seq2seq models score it as the decoder's target given an empty source. Passages are right-padded, so
-padding never sits before a scored token, and every method (soft prompts included) scores the same
-tokens. Enabled by `callbacks=forgetting` (conf/callbacks/forgetting.yaml).
+seq2seq models score it as the decoder's target given an empty source (each task's `passage`). Passages
+are right-padded, so padding never sits before a scored token, and every method (soft prompts included)
+scores the same tokens. Enabled by `callbacks=forgetting` (conf/callbacks/forgetting.yaml).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from research.config.fields import positive, require
 from research.data.sources import read_jsonl, read_labelled_lines
-from research.methods.base import Method, positive
+from research.methods.base import Method
 from research.tasks import Task
 
 FORMATS = ("text", "jsonl", "sst2")  # one passage per line | a string field per JSON line | "<label> <sentence>"
@@ -72,15 +73,9 @@ def mean_nll(
             max_length=max_length,
             return_tensors="pt",
         ).to(device)
-        labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
-        if task is Task.CAUSAL:
-            labels[:, 0] = -100  # no context: never predicted, also not from a soft prompt's last token
-            inputs = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-            scored = int((labels[:, 1:] != -100).sum())
-        else:
-            source = tokenizer([""] * len(labels), return_tensors="pt").to(device)
-            inputs = {"input_ids": source["input_ids"], "attention_mask": source["attention_mask"]}
-            scored = int((labels != -100).sum())
+        labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)  # padding is never scored
+        inputs, labels = task.passage(tokenizer, enc, labels)
+        scored = task.label_count(labels)
         loss = model(**inputs, labels=labels).loss  # mean over the scored tokens of the batch
         total += float(loss) * scored
         count += scored
@@ -103,8 +98,8 @@ class ForgettingProbe(pl.Callback):
         max_length: int = 128,
         batch_size: int = 16,
     ) -> None:
-        positive("callbacks.forgetting.batch_size", batch_size)
-        positive("callbacks.forgetting.max_length", max_length)
+        require("callbacks.forgetting.batch_size", batch_size, positive("int"))
+        require("callbacks.forgetting.max_length", max_length, positive("int"))
         self.texts = load_texts(path, format, field, limit)  # a missing file fails before any model loads
         self.max_length, self.batch_size = max_length, batch_size
         self.metrics: dict[str, float] = {}

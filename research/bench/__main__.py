@@ -14,7 +14,7 @@ from typing import Any
 
 from research.bench import report, startup
 from research.bench.options import Options, parse
-from research.tracking.record import git_commit
+from research.runs.record import git_commit
 
 
 def run_job(kind: str, method: str, opts: Options, out: Path) -> dict[str, Any]:

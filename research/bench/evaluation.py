@@ -21,8 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from research.data import DataModule
-from research.loop import FineTuneModule
-from research.tasks import Task
+from research.loop.module import FineTuneModule
 
 
 def ours_vs_loop(module: FineTuneModule, datamodule: DataModule, cfg: DictConfig, repeats: int) -> dict[str, Any]:
@@ -72,18 +71,15 @@ def _ours(module: FineTuneModule, datamodule: DataModule, cfg: DictConfig) -> li
 @torch.no_grad()
 def plain_loop(module: FineTuneModule, datamodule: DataModule) -> list[str]:
     """What a user writes by hand: the split in order, `generate`, decode."""
-    model, tokenizer, causal = module.model.eval(), module.tokenizer, module.task is Task.CAUSAL
+    model, tokenizer, task = module.model.eval(), module.tokenizer, module.task
     split, size = datamodule.splits["test"], datamodule.eval_batch_size
     outputs: list[str] = []
     for start in range(0, len(split), size):
         batch = datamodule.collate([split[i] for i in range(start, min(start + size, len(split)))])
-        ids, mask = (
-            (batch["prompt_ids"], batch["prompt_mask"]) if causal else (batch["input_ids"], batch["attention_mask"])
-        )
+        ids, mask = (batch[key].to(model.device) for key in task.prompt_keys)
         out = model.generate(
-            input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+            input_ids=ids, attention_mask=mask,
             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **module.generation,
         )  # fmt: skip
-        out = out[:, ids.shape[1] :] if causal else out
-        outputs += [text.strip() for text in tokenizer.batch_decode(out, skip_special_tokens=True)]
+        outputs += [text.strip() for text in tokenizer.batch_decode(task.answer(out, ids), skip_special_tokens=True)]
     return outputs

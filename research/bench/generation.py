@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from research.data.collate import Collator
-from research.loop import FineTuneModule
+from research.loop.module import FineTuneModule
 
 
 def throughput(module: FineTuneModule, rows: list[dict[str, Any]], collate: Collator, new_tokens: int) -> dict:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from research.configs import config_dir
+from research.config import config_dir
 
 CONF = config_dir()
 METHODS = ("full", "selective", "lora", "qlora", "adapter", "prompt_tuning")

@@ -1,6 +1,6 @@
 """Compute used against compute available: model FLOPs utilisation on an accelerator (against its
 nominal bf16 peak), and on any device the fraction of the float32 matmul ceiling measured here, at
-this process's thread count (memory: `research.tracking.memory`)."""
+this process's thread count (memory: `research.runs.memory`)."""
 
 from __future__ import annotations
 

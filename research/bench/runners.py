@@ -26,8 +26,8 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, Trai
 
 from research.bench.timing import HFClock, LightningClock, StepClock
 from research.bench.workload import TrainWorkload
-from research.loop import FineTuneModule
-from research.tracking import memory
+from research.loop.module import FineTuneModule
+from research.runs import memory
 
 PRECISIONS = ("32-true", "32", "bf16-mixed")
 
@@ -118,7 +118,7 @@ def manual(module: FineTuneModule, cfg: DictConfig, work: TrainWorkload, clock: 
 def hf(module: FineTuneModule, cfg: DictConfig, work: TrainWorkload, clock: StepClock, tmp: str) -> None:
     device = _device(cfg)
     module.model.to(device)
-    seq2seq = module.task == "seq2seq"
+    seq2seq = module.model.config.is_encoder_decoder  # what Seq2SeqTrainer is for
     args = (Seq2SeqTrainingArguments if seq2seq else TrainingArguments)(
         output_dir=tmp,
         max_steps=work.steps,

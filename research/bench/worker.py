@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import save_file
 
@@ -21,9 +20,10 @@ from research.bench import evaluation, generation, padding, runners
 from research.bench.options import Options, compose_config
 from research.bench.resources import matmul_ceiling, mfu
 from research.bench.workload import eval_rows, train_workload
+from research.data import build_data
 from research.methods.base import count_parameters, trainable_tensors
 from research.models import ModelSpec, build_tokenizer
-from research.tracking import memory
+from research.runs import memory
 
 
 def train_job(opts: Options, method: str) -> dict:
@@ -80,9 +80,7 @@ def padding_job(opts: Options, method: str) -> dict:
     limit = f"data.train_limit={opts.padding_examples or 'null'}"
     cfg = compose_config(opts, method, limit, workload_sizes=False)
     spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))
-    datamodule = instantiate(
-        cfg.data, tokenizer=build_tokenizer(spec), task=spec.task, chat_template=spec.chat_template
-    )
+    datamodule = build_data(cfg.data, spec, build_tokenizer(spec))
     datamodule.setup()
     return {"data": cfg.data.name, "examples": len(datamodule.splits["train"]), "batch_size": datamodule.batch_size,
             "max_source_length": datamodule.max_source_length,

@@ -32,7 +32,7 @@ from research.compare.rows import (
     reading_order,
     run_row,
 )
-from research.tracking.record import RUN_FILE
+from research.runs.record import RUN_FILE
 
 __all__ = ["Report", "build_report", "compare", "load_records", "lower_is_better", "main", "pareto_front", "read_runs"]
 

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from research.compare.columns import flatten
 from research.compare.records import is_number, latest_per_config, load_records
+from research.config.fields import flatten
 
 DIRECTIONS = ("maximize", "minimize")
 

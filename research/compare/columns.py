@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from research.tracking.record import VOLATILE_KEYS
+from research.config.fields import flatten
+from research.runs.record import VOLATILE_KEYS
 
 BOOKKEEPING = (*VOLATILE_KEYS, "task_name")  # top-level keys ignored with everything under them
 SEED_KEYS = ("seed", "data.seed")  # what "differ only by seed" ignores
@@ -33,17 +34,6 @@ NULL = "null"  # a hyperparameter set to null, unlike one a run does not have (a
 class Hyper:
     key: str  # dotted config key
     name: str  # column header
-
-
-def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts to dotted keys; lists and empty dicts are values."""
-    flat: dict[str, Any] = {}
-    for key, value in node.items():
-        if isinstance(value, dict) and value:
-            flat |= flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:

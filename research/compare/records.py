@@ -10,21 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from research.tracking.record import RUN_FILE
+from research.runs.record import REQUIRED, RUN_FILE  # what every reader of a record indexes
 
-# What compare reads from every record, and the JSON type each must have.
-REQUIRED: dict[str, type] = {
-    "status": str,
-    "method": str,
-    "model": str,
-    "data": str,
-    "config": dict,
-    "config_hash": str,
-    "params": dict,
-    "metrics": dict,
-    "timing": dict,
-    "memory": dict,
-}
 NUMERIC = ("params", "metrics", "timing", "memory")  # objects whose values are averaged and plotted
 OPTIONAL: dict[str, tuple[type, ...]] = {"started_at": (int, float), "error": (str,)}
 JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}

@@ -1,51 +1,18 @@
-"""Tokenization of one example per task, and dynamic padding of a batch.
-
-seq2seq: encoder input = prompt, labels = target.  causal: input = prompt + target + eos with the
-prompt masked out of the loss (labels -100), plus the prompt alone (left-padded) for generation and the
-target alone (right-padded), which evaluation appends to the left-padded prompt so that one pass gives
-both the loss and the prompt's cache for generation (research/prefill.py).
-classification: input = text, labels = class index.
-Evaluation rows carry their position in the split (`index`): batches are ordered by length, and the
+"""Dynamic padding of a batch. The task encodes each example and collates its labels (research/tasks);
+evaluation rows carry their position in the split (`index`): batches are ordered by length, and the
 results are put back in the split's order.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import PreTrainedTokenizerBase
+
+if TYPE_CHECKING:
+    from research.tasks import Task
 
 IGNORE_INDEX = -100  # positions the loss skips (prompt tokens, padding)
-
-
-def encode(
-    example: dict[str, Any],
-    prompt: str,
-    tokenizer: PreTrainedTokenizerBase,
-    task: str,
-    max_source_length: int,
-    max_target_length: int,
-) -> dict[str, Any]:
-    if task == "classification":
-        ids = tokenizer(prompt, truncation=True, max_length=max_source_length)["input_ids"]
-        return {"input_ids": ids, "labels": example["label"], "truncated": len(ids) >= max_source_length}
-    if task == "seq2seq":
-        ids = tokenizer(prompt, truncation=True, max_length=max_source_length)["input_ids"]
-        labels = tokenizer(text_target=example["target"], truncation=True, max_length=max_target_length)["input_ids"]
-        return {"input_ids": ids, "labels": labels, "truncated": len(ids) >= max_source_length}
-    full = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    prompt_ids = cut_middle(full, max_source_length)
-    # A space joins a plain prompt to its target; a chat prompt already ends the turn with a newline.
-    sep = "" if prompt[-1:].isspace() else " "
-    target_ids = tokenizer(sep + example["target"], add_special_tokens=False)["input_ids"][: max_target_length - 1]
-    target_ids = target_ids + [tokenizer.eos_token_id]
-    return {
-        "input_ids": prompt_ids + target_ids,
-        "labels": [IGNORE_INDEX] * len(prompt_ids) + target_ids,
-        "prompt_ids": prompt_ids,
-        "truncated": len(full) > max_source_length,
-    }
 
 
 def cut_middle(ids: list[int], limit: int) -> list[int]:
@@ -70,25 +37,15 @@ def pad(seqs: list[list[int]], value: int, left: bool = False) -> tuple[torch.Te
 
 
 class Collator:
-    """Training sequences are right-padded; causal prompts for generation are left-padded so that
-    every prompt ends where generation starts."""
+    """The input right-padded, then what the task collates (its labels, a causal prompt for generation...)."""
 
-    def __init__(self, pad_token_id: int, task: str) -> None:
+    def __init__(self, pad_token_id: int, task: Task) -> None:
         self.pad_token_id, self.task = pad_token_id, task
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         input_ids, attention_mask = pad([f["input_ids"] for f in features], self.pad_token_id)
         batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if self.task == "classification":
-            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
-        else:
-            batch["labels"] = pad([f["labels"] for f in features], IGNORE_INDEX)[0]
-        if "prompt_ids" in features[0]:
-            batch["prompt_ids"], batch["prompt_mask"] = pad(
-                [f["prompt_ids"] for f in features], self.pad_token_id, left=True
-            )
-            targets = [f["input_ids"][len(f["prompt_ids"]) :] for f in features]
-            batch["target_ids"], batch["target_mask"] = pad(targets, self.pad_token_id)
+        batch.update(self.task.collate(features, self.pad_token_id))
         for key in ("references", "index"):
             if key in features[0]:
                 batch[key] = [f[key] for f in features]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import pytorch_lightning as pl
 import torch
@@ -10,24 +11,27 @@ from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from research.data.collate import Collator, encode
+from research.data.collate import Collator
 from research.data.labels import check_label_names
 from research.data.sampler import EpochSampler, LengthOrder
 from research.data.sources import load_splits
 from research.data.templates import check_template, render
+
+if TYPE_CHECKING:
+    from research.tasks import Task
 
 log = logging.getLogger(__name__)
 TRUNCATION = ("warn", "error")  # what to do when inputs exceed max_source_length
 
 
 class DataModule(pl.LightningDataModule):
-    """Built by `instantiate(cfg.data, tokenizer=..., task=..., chat_template=...)`; `task` is seq2seq,
-    causal or classification. `label_names` (classification) lists the classes in index order."""
+    """Built by `instantiate(cfg.data, tokenizer=..., task=..., chat_template=...)`; `task` is a task or its
+    name (research/tasks). `label_names` (classification) lists the classes in index order."""
 
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase,
-        task: str,
+        task: str | Task,
         *,
         name: str,
         format: str,
@@ -59,14 +63,13 @@ class DataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        from research.tasks import Task  # here, not at the top: the tasks import this package's padding
+
+        task = Task.parse(task)
         check_template(template)
         check_task_fields(task, label_field, label_names)
-        check_limits(train_limit=train_limit, eval_limit=eval_limit, test_limit=test_limit)
         if truncation not in TRUNCATION:
             raise ValueError(f"data.truncation={truncation!r}; allowed: {', '.join(TRUNCATION)}")
-        for field, value in (("max_source_length", max_source_length), ("batch_size", batch_size)):
-            if value <= 0:
-                raise ValueError(f"data.{field}={value} must be > 0")
         if chat_template and not getattr(tokenizer, "chat_template", None):
             raise ValueError("model.chat_template=true but this tokenizer has no chat template")
         self.tokenizer, self.task, self.name = tokenizer, task, name
@@ -126,7 +129,7 @@ class DataModule(pl.LightningDataModule):
     def _tokenize(self, ds: Dataset, *, train: bool) -> Dataset:
         def one(example: dict, index: int) -> dict:
             prompt = self.prompt(example["input"], train=train, index=index)
-            return encode(example, prompt, self.tokenizer, self.task, self.max_source_length, self.max_target_length)
+            return self.task.encode(example, prompt, self.tokenizer, self.max_source_length, self.max_target_length)
 
         drop = [c for c in ds.column_names if c != "references" or train]
         return ds.map(one, with_indices=True, remove_columns=drop, desc="tokenize")
@@ -172,21 +175,15 @@ def eval_lengths(ds: Dataset) -> list[int]:
     return [len(ids) for ids in ds[column]]
 
 
-def check_task_fields(task: str, label_field: str | None, label_names: list[str] | None) -> None:
-    """Classification reads a label field and generation a target: the wrong pairing would fail mid-tokenization."""
-    if task == "classification" and not label_field:
-        raise ValueError("model.task=classification needs data.label_field (the field holding each example's class)")
-    if task != "classification" and label_field:
+def check_task_fields(task: Task, label_field: str | None, label_names: list[str] | None) -> None:
+    """A task with a head (classification) reads a label field and generation a target: the wrong pairing would
+    fail mid-tokenization."""
+    if task.has_head and not label_field:
+        raise ValueError(f"model.task={task} needs data.label_field (the field holding each example's class)")
+    if not task.has_head and label_field:
         raise ValueError(
             f"data.label_field={label_field!r} is classification data, but the model generates text; "
             "use a classification model (model.task=classification) or data.label_field=null with a data.target_field"
         )
     if label_names is not None and not label_field:
         raise ValueError("data.label_names is set but data.label_field is null: name the label field")
-
-
-def check_limits(**limits: int | None) -> None:
-    """A cap of 0 would leave a split empty; null means every example."""
-    for key, value in limits.items():
-        if value is not None and value <= 0:
-            raise ValueError(f"data.{key}={value} would leave the split empty; set it > 0, or null for every example")

@@ -26,9 +26,7 @@ from research.methods.base import (
     MergeRefused,
     Method,
     load_tensors,
-    positive,
     trainable_tensors,
-    unfreeze_head,
 )
 from research.models.architectures import architecture
 
@@ -69,10 +67,8 @@ class Adapter(Method):
         super().__init__(name, lr)
         if variant not in VARIANTS:
             raise ValueError(f"method.variant={variant!r} is unknown; allowed: {', '.join(VARIANTS)}")
-        if bottleneck_size is None:
-            positive("method.reduction_factor (or set method.bottleneck_size)", reduction_factor)
-        else:
-            positive("method.bottleneck_size", bottleneck_size)
+        if bottleneck_size is None and reduction_factor is None:
+            raise ValueError("method.bottleneck_size and method.reduction_factor are both null: set one")
         self.variant, self.bottleneck_size, self.reduction_factor = variant, bottleneck_size, reduction_factor
 
     def sublayers(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -93,7 +89,6 @@ class Adapter(Method):
     def inject(self, model: PreTrainedModel, ctx: Context) -> nn.Module:
         model.requires_grad_(False)
         self.add_adapters(model)
-        unfreeze_head(model, ctx.task)
         return model
 
     @contextmanager

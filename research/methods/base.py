@@ -1,5 +1,5 @@
 """The method contract. A method is a small object built from `conf/method/<name>.yaml` (so its fields
-are checked before any model loads). The training loop (`research/loop.py`) is the same for every
+are checked before any model loads). The training loop (`research/loop/module.py`) is the same for every
 method; a method decides only what is injected into the base model, what trains, and owns the whole
 life of its weights: save, load onto a fresh base, merge (or refuse, saying why), export.
 
@@ -10,13 +10,20 @@ Contract, in the order a run uses it:
 - `on_optimizer_step(model, step)` per-step hook after each optimizer step (AdaLoRA reallocates ranks)
 - `save(model, dir)`     the trained weights, in a format `load` reads back
 - `load(base, dir, ctx)` a fresh base + saved weights -> the trained model, frozen, eval mode
+- `load_beside(model, dir, name, ctx)` another run's weights beside those already on `model`, as a named
+                         adapter (infer serves several runs on one base); methods that rewrite the base refuse
 - `merge(model)`         a plain transformers model with the weights folded in, or `MergeRefused`
 - `export(model, tokenizer, dir)` merged model + tokenizer, loadable without this package
+
+A task head (a classifier's new layer over its classes: `ctx.heads`) trains beside every method, and no
+method has to unfreeze it: when `inject` returns the base itself, changed in place (full, selective, adapter),
+the pipeline makes the heads trainable afterwards (`train_heads`); a method that wraps the base instead
+trains `ctx.heads` in its wrapper (peft: `modules_to_save`). Hence a method's `save` must keep every
+trainable tensor, not only its own (the default does), and `load` must put them back.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,11 +52,7 @@ class Context:
     task: Task
     tokenizer: PreTrainedTokenizerBase
     total_steps: int | None = None  # optimizer steps of the whole run, when known (AdaLoRA's schedule)
-
-
-def positive(field: str, value: float | int | None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{field}={value!r} must be a finite number > 0")
+    heads: tuple[str, ...] = ()  # the base's task-head modules (`task_heads`), which train beside the method
 
 
 def count_parameters(model: nn.Module) -> dict[str, float]:
@@ -62,14 +65,20 @@ def count_parameters(model: nn.Module) -> dict[str, float]:
     return {"trainable": trainable, "total": total, "trainable_pct": 100.0 * trainable / max(total, 1)}
 
 
-def classifier_heads(model: nn.Module) -> list[str]:
-    return head_modules([n for n, _ in model.named_modules()], model.config.model_type)
+def task_heads(model: nn.Module, task: Task) -> tuple[str, ...]:
+    """The modules of the base's task head (the architecture table's `heads`), for a task that has one."""
+    if not task.has_head:
+        return ()
+    return tuple(head_modules([n for n, _ in model.named_modules()], model.config.model_type))
 
 
-def unfreeze_head(model: nn.Module, task: Task) -> None:
-    """A classifier's head is new for the task: it trains under every method."""
-    if task is Task.CLASSIFICATION:
-        for name in classifier_heads(model):
+def train_heads(base: nn.Module, model: nn.Module, heads: tuple[str, ...]) -> None:
+    """The task head is new for the task, so it trains whatever the method: made trainable here when the
+    method changed `base` in place (`model`, what `inject` returned, is `base`). A wrapping method trains
+    them itself: under peft, `base` now holds each head as the frozen `original_module` of peft's
+    `modules_to_save` copy, which must stay frozen."""
+    if model is base:
+        for name in heads:
             model.get_submodule(name).requires_grad_(True)
 
 
@@ -99,8 +108,7 @@ class Method:
     has_soft_prompt = False  # offered the soft-prompt neighbours analysis (conf/callbacks/soft_prompt.yaml)
 
     def __init__(self, name: str, lr: float) -> None:
-        positive("method.lr", lr)
-        self.name, self.lr = name, lr
+        self.name, self.lr = name, lr  # lr is checked with the config (research/methods/fields.py)
 
     def load_kwargs(self) -> dict[str, Any]:
         return {}
@@ -126,6 +134,13 @@ class Method:
     def load(self, base: PreTrainedModel, directory: Path, ctx: Context) -> nn.Module:
         """Default: the saved tensors over a fresh base's own (in-place methods)."""
         return load_tensors(base, directory / TRAINABLE_FILE).requires_grad_(False).eval()
+
+    def load_beside(self, model: nn.Module, directory: Path, name: str, ctx: Context) -> nn.Module:
+        """Default: weights that replace the base's own cannot share a base with another run's."""
+        raise ValueError(
+            f"method {self.name!r} changes the base's own weights: only peft adapters share a base; "
+            "run infer once per run"
+        )
 
     def merge(self, model: nn.Module) -> PreTrainedModel:
         """Default: in-place methods changed the base's own weights; there is nothing to fold."""

@@ -8,14 +8,12 @@ from safetensors.torch import load_file
 from torch import nn
 from transformers import PreTrainedModel
 
-from research.methods.base import Context, Method, unfreeze_head
+from research.methods.base import Context, Method
 
 
 class Full(Method):
     def inject(self, model: PreTrainedModel, ctx: Context) -> nn.Module:
-        model.requires_grad_(True)
-        unfreeze_head(model, ctx.task)
-        return model
+        return model.requires_grad_(True)
 
     def save(self, model: nn.Module, directory: Path) -> Path:
         model.save_pretrained(directory)  # safetensors shards: a plain transformers checkpoint

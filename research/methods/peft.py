@@ -4,7 +4,8 @@ type (and AdaLoRA's step count) are filled in here. A new peft method is one YAM
 
 What this class adds to plain peft:
 - fields checked before the base model loads (the config is built once, with placeholders);
-- a classifier's head (the arch table's `heads`) added to `modules_to_save`, so it trains;
+- the task head (`ctx.heads`: the arch table's `heads`) added to `modules_to_save`, so it trains in peft's
+  copy and is saved with the adapter;
 - prompt tuning initialised from `init_text` with the run's own tokenizer (also the offline byte one);
 - PiSSA/OLoRA initialisations, which rewrite the base weights, saved as plain LoRA that loads onto the
   untouched base (peft's `path_initial_model_for_weight_conversion`);
@@ -38,7 +39,7 @@ from peft import (
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from research.methods.base import Context, MergeRefused, Method, classifier_heads
+from research.methods.base import Context, MergeRefused, Method
 from research.methods.quantization import Quantization, is_4bit, keep_trainable_layout, quantize
 from research.tasks import Task
 
@@ -104,9 +105,9 @@ class PeftMethod(Method):
         if self.quantization:
             model = self._quantized(model)
         check_target_modules(model, getattr(config, "target_modules", None))
-        if ctx.task is Task.CLASSIFICATION:  # peft adds classifier/score itself, not BERT's pooler
-            heads = [name.split(".")[-1] for name in classifier_heads(model)]
-            config.modules_to_save = sorted(set(config.modules_to_save or []) | set(heads))
+        if ctx.heads:  # peft adds classifier/score itself, not BERT's pooler
+            heads = {name.split(".")[-1] for name in ctx.heads}
+            config.modules_to_save = sorted(set(config.modules_to_save or []) | heads)
         try:
             peft_model = get_peft_model(model, config)
         except ValueError as err:  # values peft checks only against the model, e.g. r=0
@@ -176,12 +177,23 @@ class PeftMethod(Method):
             base = quantize(base, self.quantization.bnb_config())
         if is_4bit(base):
             keep_trainable_layout(base)  # the kernels the run trained and was scored with: identical outputs
-        # AdaLoRA's forward adds its orthogonality term to the loss of its *trainable* adapter and fails
-        # on an inference-mode one: load it trainable (the loss the run reported), then freeze it.
-        adalora = issubclass(self.make_config.func, AdaLoraConfig)
-        model = PeftModel.from_pretrained(base, str(directory), is_trainable=adalora)
+        model = PeftModel.from_pretrained(base, str(directory), is_trainable=self._loads_trainable())
         expose_past_key_values(model)
         return model.requires_grad_(False).eval()
+
+    def load_beside(self, model: nn.Module, directory: Path, name: str, ctx: Context) -> PeftModel:
+        """Another run's adapter of this method, loaded under `name` onto the PeftModel `load` returned."""
+        if not isinstance(model, PeftModel):
+            return super().load_beside(model, directory, name, ctx)
+        if not (directory / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"{directory}: no adapter_config.json (peft methods save one there)")
+        model.load_adapter(str(directory), adapter_name=name, is_trainable=self._loads_trainable())
+        return model.requires_grad_(False).eval()
+
+    def _loads_trainable(self) -> bool:
+        """AdaLoRA's forward adds its orthogonality term to the loss of its *trainable* adapter and fails
+        on an inference-mode one: it loads trainable (the loss the run reported), then is frozen."""
+        return issubclass(self.make_config.func, AdaLoraConfig)
 
     def merge(self, model: nn.Module) -> PreTrainedModel:
         """Fold the adapter into the base weights (consumes `model`, like peft's `merge_and_unload`).

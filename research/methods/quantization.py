@@ -16,7 +16,8 @@ import torch
 from torch import nn
 from transformers import BitsAndBytesConfig, PreTrainedModel
 
-from research.models.loading import AUTO_CLASSES, DTYPES
+from research.models.loading import DTYPES
+from research.tasks import TASKS
 
 QUANT_TYPES = ("nf4", "fp4")
 
@@ -54,7 +55,7 @@ def is_4bit(model: nn.Module) -> bool:
 
 def quantize(model: PreTrainedModel, config: BitsAndBytesConfig) -> PreTrainedModel:
     """Re-load an in-memory model through `from_pretrained` with `quantization_config`."""
-    auto = next(a for a in AUTO_CLASSES.values() if type(model) in a._model_mapping.values())
+    auto = next(t.auto_class for t in TASKS.values() if type(model) in t.auto_class._model_mapping.values())
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)
         return auto.from_pretrained(tmp, quantization_config=config, dtype=config.bnb_4bit_compute_dtype)

@@ -13,7 +13,7 @@ from collections import defaultdict
 from torch import nn
 from transformers import PreTrainedModel
 
-from research.methods.base import Context, Method, positive, unfreeze_head
+from research.methods.base import Context, Method
 from research.models.architectures import architecture, block_index
 
 MODES = ("bitfit", "layers", "pattern")
@@ -32,8 +32,8 @@ class Selective(Method):
         super().__init__(name, lr)
         if mode not in MODES:
             raise ValueError(f"method.mode={mode!r} is unknown; allowed: {', '.join(MODES)}")
-        if mode == "layers" and not layers:
-            positive("method.top_k (or list method.layers)", top_k)
+        if mode == "layers" and not layers and top_k is None:
+            raise ValueError("method.mode=layers needs method.top_k or a list in method.layers")
         if mode == "pattern":
             if not pattern:
                 raise ValueError("method.mode=pattern needs method.pattern (a regex over parameter names)")
@@ -50,7 +50,6 @@ class Selective(Method):
             raise ValueError(self._empty_reason(names))
         for name, p in model.named_parameters():
             p.requires_grad_(name in chosen)
-        unfreeze_head(model, ctx.task)
         return model
 
     def select(self, names: list[str], model_type: str) -> list[str]:

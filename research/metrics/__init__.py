@@ -1,13 +1,38 @@
-"""Metrics: evaluate modules shipped in this package (offline), hub metrics by name when online."""
+"""Metrics by name: each a function (predictions, references) -> scores, registered with `@metric(name)`. A task
+lists the names it is scored by (research/tasks); a new metric is one function here and its decorator line.
+`rouge` and `bleu` are evaluate modules shipped in this package (offline); other evaluate names come from the hub."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import evaluate
 
 LOCAL = Path(__file__).parent
+
+Metric = Callable[[list[Any], list[Any]], dict[str, float]]
+METRICS: dict[str, Metric] = {}
+
+
+def metric(name: str) -> Callable[[Metric], Metric]:
+    """Registers the decorated function as the metric `name`."""
+
+    def register(function: Metric) -> Metric:
+        METRICS[name] = function
+        return function
+
+    return register
+
+
+def score(names: Iterable[str], predictions: list[Any], references: list[Any]) -> dict[str, float]:
+    """Every named metric's scores, in the order named."""
+    scores: dict[str, float] = {}
+    for name in names:
+        scores.update(METRICS[name](predictions, references))
+    return scores
 
 
 @cache
@@ -17,27 +42,37 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
     return evaluate.load(str(local) if local.exists() else name)
 
 
-def generation_metrics(predictions: list[str], references: list[list[str]]) -> dict[str, float]:
-    """ROUGE-1/2/L/Lsum F1 in 0..1 and corpus BLEU (sacrebleu, 0..100). With several references per
-    example, `rouge*` is best-of and `rouge*_mean` the mean over references, so both aggregations are on
-    record; BLEU uses every reference, as corpus BLEU does."""
-    rouge = load_metric("rouge")
-    scores = rouge.compute(predictions=predictions, references=references, multi_ref="max")
+@metric("rouge")
+def rouge(predictions: list[str], references: list[list[str]]) -> dict[str, float]:
+    """ROUGE-1/2/L/Lsum F1 in 0..1. With several references per example, `rouge*` is best-of and `rouge*_mean`
+    the mean over references, so both aggregations are on record."""
+    module = load_metric("rouge")
+    scores = module.compute(predictions=predictions, references=references, multi_ref="max")
     if any(len(refs) > 1 for refs in references):
-        mean = rouge.compute(predictions=predictions, references=references, multi_ref="mean")
+        mean = module.compute(predictions=predictions, references=references, multi_ref="mean")
         scores.update({f"{k}_mean": v for k, v in mean.items()})
-    scores.update(load_metric("bleu").compute(predictions=predictions, references=references))
     return scores
 
 
-def classification_metrics(predictions: list[int], labels: list[int]) -> dict[str, float]:
-    """Accuracy and macro-F1 (equal to the positive-class F1 averaged with the negative one)."""
+@metric("bleu")
+def bleu(predictions: list[str], references: list[list[str]]) -> dict[str, float]:
+    """Corpus BLEU (sacrebleu, 0..100) over every reference, as corpus BLEU does."""
+    return load_metric("bleu").compute(predictions=predictions, references=references)
+
+
+@metric("accuracy")
+def accuracy(predictions: list[int], labels: list[int]) -> dict[str, float]:
+    return {"accuracy": sum(p == y for p, y in zip(predictions, labels, strict=True)) / len(labels)}
+
+
+@metric("f1")
+def macro_f1(predictions: list[int], labels: list[int]) -> dict[str, float]:
+    """Macro-F1: each class's F1, averaged (for two classes, the positive-class F1 averaged with the negative one)."""
     pairs = list(zip(predictions, labels, strict=True))
-    accuracy = sum(p == y for p, y in pairs) / len(pairs)
     f1s = []
     for c in sorted(set(labels) | set(predictions)):
         tp = sum(p == c and y == c for p, y in pairs)
         fp = sum(p == c and y != c for p, y in pairs)
         fn = sum(p != c and y == c for p, y in pairs)
         f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return {"accuracy": accuracy, "f1": sum(f1s) / len(f1s)}
+    return {"f1": sum(f1s) / len(f1s)}

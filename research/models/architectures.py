@@ -1,6 +1,7 @@
 """What the framework knows about each model architecture, in one table: the sublayers a bottleneck
 adapter follows, the transformer-block stacks selective tuning picks from, the task-head modules that
-train under every method, and whether float16 is safe. Methods ask `architecture(model_type)`.
+train under every method, whether float16 is safe, and whether a causal LM's logits are its head over its
+last hidden states (the labelled-positions loss, research/loop/lm_loss.py). Methods ask `architecture(model_type)`.
 
 LoRA-family target modules are not repeated here: `target_modules: null` takes peft's own
 per-architecture default (the attention query and value projections, as in the LoRA paper)."""
@@ -21,6 +22,9 @@ class Architecture:
     # passes the classifier near-constant features, so it trains with the head.
     heads: tuple[str, ...] = ()
     fp16_safe: bool = True  # T5's activations overflow float16
+    plain_lm_head: bool = (
+        False  # transformers' LlamaForCausalLM layout: logits = lm_head(hidden), no scaling or capping
+    )
 
 
 T5 = Architecture(
@@ -31,7 +35,11 @@ T5 = Architecture(
     fp16_safe=False,
 )
 LLAMA = Architecture(
-    attention=r"layers\.\d+\.self_attn", feed_forward=r"layers\.\d+\.mlp", blocks=r"model\.layers", heads=("score",)
+    attention=r"layers\.\d+\.self_attn",
+    feed_forward=r"layers\.\d+\.mlp",
+    blocks=r"model\.layers",
+    heads=("score",),
+    plain_lm_head=True,
 )
 BERT = Architecture(
     attention=r"layer\.\d+\.attention\.output\.dense",

@@ -11,29 +11,19 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoModelForSeq2SeqLM,
-    AutoModelForSequenceClassification,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from research.models.tokenizers import byte_tokenizer, load_tokenizer
-from research.tasks import Task
+
+if TYPE_CHECKING:
+    from research.tasks import Task
 
 log = logging.getLogger(__name__)
 
-AUTO_CLASSES = {
-    Task.SEQ2SEQ: AutoModelForSeq2SeqLM,
-    Task.CAUSAL: AutoModelForCausalLM,
-    Task.CLASSIFICATION: AutoModelForSequenceClassification,
-}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -56,6 +46,8 @@ class ModelSpec:
     config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from research.tasks import Task  # here, not at the top: the tasks import research.models.architectures
+
         self.task = Task.parse(self.task)
         if self.dtype not in DTYPES:
             raise ValueError(f"model.dtype={self.dtype!r} is not supported; allowed: {', '.join(DTYPES)}")
@@ -65,8 +57,8 @@ class ModelSpec:
             raise ValueError("model.pretrained=true needs model.name_or_path (a hub id or a local directory)")
         if self.pretrained:
             check_local_source(self)
-        if self.task is Task.CLASSIFICATION and not self.num_labels:
-            raise ValueError("model.num_labels must be set (>= 2) for task=classification")
+        if self.task.has_head and not self.num_labels:
+            raise ValueError(f"model.num_labels must be set (>= 2) for task={self.task}")
 
 
 def check_local_source(spec: ModelSpec) -> None:
@@ -117,16 +109,15 @@ def build_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
                 raise _unreachable(spec, err) from err
             log.warning("tokenizer of %s unreachable (%s); using the byte tokenizer", spec.name_or_path, err)
             tokenizer = byte_tokenizer()
-    # Decoder-only generation continues the prompt, so prompts are padded on the left.
-    tokenizer.padding_side = "left" if spec.task is Task.CAUSAL else "right"
+    tokenizer.padding_side = spec.task.padding_side  # left where generation continues the prompt (decoder-only)
     return tokenizer
 
 
 def build_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **load_kwargs: Any) -> PreTrainedModel:
     """`load_kwargs` (e.g. a `quantization_config`) go to `from_pretrained` only."""
-    auto = AUTO_CLASSES[spec.task]
+    auto = spec.task.auto_class
     dtype = DTYPES[spec.dtype]
-    extra = {"num_labels": spec.num_labels} if spec.task is Task.CLASSIFICATION else {}
+    extra = {"num_labels": spec.num_labels} if spec.task.has_head else {}
     if spec.pretrained:
         kwargs = {"gguf_file": spec.gguf_file} if spec.gguf_file else {}
         try:

@@ -40,8 +40,8 @@ from transformers import (
 
 from research.methods.base import count_parameters
 from research.metrics import generation_metrics
-from research.tracking import memory
-from research.tracking.record import RunRecord
+from research.runs import memory
+from research.runs.record import RunRecord
 
 INSTRUCTION = "Summarize the following conversation.\n\n{dialogue}\n\nSummary:"
 TRAIN_FILE, TEST_FILE = "dialogsum.train.jsonl", "dialogsum.test.jsonl"

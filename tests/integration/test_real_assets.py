@@ -1,5 +1,5 @@
 """Real pretrained models on real data, from the offline assets beside the repository
-(`../shared/assets`, see its README): the full pipeline (zero-shot, fit, save, test, run.json) must
+(tests.helpers.ASSETS, see their README): the full pipeline (zero-shot, fit, save, test, run.json) must
 actually learn. About two minutes on a 2-core CPU."""
 
 from __future__ import annotations
@@ -11,20 +11,18 @@ import pytest
 import torch
 
 from research.pipeline import build, train
-from tests.conftest import ASSETS, compose_cfg
+from tests.helpers import ASSETS, DIALOGSUM, SMOLLM2, compose_cfg, needs_assets
 
-SMOLLM2 = ASSETS / "models" / "smollm2-135m-instruct-gguf"
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not ASSETS.is_dir(), reason=f"offline assets not found at {ASSETS} (see the project README)"),
-]
+MINILM = ASSETS / "models" / "all-minilm-l6-v2"
+SST2 = ASSETS / "data" / "sst2"
+pytestmark = [pytest.mark.integration, needs_assets(SMOLLM2, DIALOGSUM, MINILM, SST2)]
 
 
 def smollm2(*overrides: str) -> list[str]:
     return [
         "experiment=dialogsum_smollm2",
         f"model.name_or_path={SMOLLM2}",
-        f"data.path={ASSETS / 'data' / 'dialogsum'}",
+        f"data.path={DIALOGSUM}",
         "logger=none",
         "~callbacks.model_checkpoint",  # examples.jsonl, no checkpoints
         "trainer.enable_progress_bar=false",
@@ -72,7 +70,7 @@ def test_minilm_learns_sst2_sentiment_in_one_short_epoch(tmp_path: Path):
     record = train(
         compose_cfg(
             "experiment=sst2_minilm", "method=full", "method.lr=3e-4", "trainer.max_epochs=1",
-            f"model.name_or_path={ASSETS / 'models' / 'all-minilm-l6-v2'}", f"data.path={ASSETS / 'data' / 'sst2'}",
+            f"model.name_or_path={MINILM}", f"data.path={SST2}",
             "data.train_limit=512", "data.batch_size=16", "data.test_limit=300", "+trainer.limit_val_batches=0",
             "logger=none", "callbacks=none", "trainer.enable_progress_bar=false", f"paths.output_dir={tmp_path}",
         )
