@@ -1,5 +1,5 @@
 """trainer=ddp on 2 CPU processes (gloo), through the real CLI: Lightning's launcher re-runs the command line
-for rank 1. LoRA trains; rank 0 alone writes run.json, the adapter (once), examples and one W&B run; the
+for rank 1. LoRA trains; rank 0 alone writes run.json, the adapter (once), examples, predictions and one W&B run; the
 evaluation metrics cover both processes' shares of the split, so they equal a single-process evaluation."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 
 from research.config.checks import check_strategy
 from research.pipeline import train
+from research.runs.predictions import read_predictions
 from tests.helpers import cli_env, compose_cfg
 
 # Evaluation batches of one example: the loss is then a plain mean over examples, however they are split.
@@ -56,6 +57,8 @@ def test_lora_under_ddp_on_two_cpu_processes_trains_and_rank0_alone_saves(tmp_pa
     ], "the adapter only, saved once"
     stages = Counter(json.loads(line)["stage"] for line in (run_dir / "examples.jsonl").read_text().splitlines())
     assert stages == {"zero_shot": 4, "val": 4, "test": 4}, "every process's examples, written once"
+    kept = [(row["stage"], row["id"]) for row in read_predictions(run_dir)]
+    assert kept == [(stage, i) for stage in ("zero_shot", "test") for i in range(4)], "every test row, once"
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1, "one W&B run, not one per process"
     assert log.count("lora on tiny_t5 / synthetic: completed") == 1, "the run table is printed by rank 0 only"
 

@@ -1,4 +1,5 @@
-"""research.evaluate re-scores a saved run exactly as training scored it, and the base zero-shot."""
+"""research.evaluate re-scores a saved run exactly as training scored it (every prediction too), and the base
+zero-shot."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from omegaconf import DictConfig
 
 from research.pipeline import evaluate, train
 from research.runs import read_record
+from research.runs.predictions import read_predictions
 from tests.helpers import compose_cfg, evaluate_cfg, small
 
 
@@ -29,6 +31,7 @@ def test_saved_weights_reproduce_the_runs_test_metrics(tmp_path: Path, model: st
     assert {k: rescored.metrics[k] for k in expected} == pytest.approx(expected, abs=1e-6)
     assert expected["test/loss"] != pytest.approx(trained.metrics["zero_shot/loss"], abs=1e-6)  # it did train
     assert read_record(tmp_path / "eval")["status"] == "completed"
+    assert read_predictions(tmp_path / "eval") == read_predictions(run, "test")
 
 
 def test_without_a_run_it_scores_the_base_model_zero_shot(tmp_path: Path):
@@ -36,6 +39,7 @@ def test_without_a_run_it_scores_the_base_model_zero_shot(tmp_path: Path):
     record = evaluate(evaluate_cfg("method=prompt_tuning", f"paths.output_dir={tmp_path}"))
     trained = train(train_cfg("method=prompt_tuning", "train=false", f"paths.output_dir={tmp_path / 'train'}"))
     assert record.method == "zero_shot"
+    assert [row["id"] for row in read_predictions(tmp_path, "zero_shot")] == [0, 1, 2, 3]
     assert record.metrics["zero_shot/loss"] == pytest.approx(trained.metrics["zero_shot/loss"], abs=1e-6)
     base = trained.params["total"] - trained.params["trainable"]  # prompt tuning adds its prompt, nothing else
     assert record.params == {"trainable": 0, "total": base, "trainable_pct": 0.0}, "the base, not the injected"

@@ -1,11 +1,12 @@
-"""The shipped ROUGE module equals Google's rouge_score (what the hub's `rouge` metric wraps)."""
+"""The shipped ROUGE module equals Google's rouge_score (what the hub's `rouge` metric wraps); per-example scores."""
 
 from __future__ import annotations
 
 import pytest
 from rouge_score import rouge_scorer, scoring
+from sacrebleu import sentence_bleu
 
-from research.metrics import load_metric
+from research.metrics import example_scores, load_metric
 from research.tasks import Task
 
 PREDICTIONS = ["the cats were sitting on the mat", "he is running to the station\nthen he left", "hello"]
@@ -54,3 +55,27 @@ def test_classification_accuracy_and_macro_f1():
 
 def test_bleu_module_loads_offline():
     assert load_metric("bleu").compute(predictions=["a b c d"], references=[["a b c d"]])["bleu"] == pytest.approx(100)
+
+
+def test_per_example_scores_average_to_the_split_scores_but_bleu_and_f1():
+    """ROUGE and accuracy per row average to the split's score; BLEU per row is sentence BLEU (its mean is not corpus
+    BLEU); macro-F1 has no per-row form."""
+    references = [[r] for r in REFERENCES]
+    rows = example_scores(Task.SEQ2SEQ.metrics, PREDICTIONS, references)
+    split = Task.SEQ2SEQ.score(PREDICTIONS, references)
+    assert [set(row) for row in rows] == [{*TYPES, "bleu"}] * len(PREDICTIONS)
+    for t in TYPES:
+        assert sum(row[t] for row in rows) / len(rows) == split[t]
+    assert [row["bleu"] for row in rows] == [
+        sentence_bleu(p, r).score for p, r in zip(PREDICTIONS, references, strict=True)
+    ]
+    assert example_scores(Task.CLASSIFICATION.metrics, [1, 0, 2], [1, 1, 2]) == [
+        {"accuracy": 1.0},
+        {"accuracy": 0.0},
+        {"accuracy": 1.0},
+    ]
+
+
+def test_several_references_score_each_row_both_ways():
+    rows = example_scores(["rouge"], ["a b"], [["a b", "c d"]])
+    assert rows == [{**dict.fromkeys(TYPES, 1.0), **{f"{t}_mean": 0.5 for t in TYPES}}]

@@ -4,7 +4,9 @@ Reads every run.json under the given folders (recursively) and writes comparison
 comparison.html (tables + plots embedded as base64 PNG: it opens offline, no CDN) into --out (default:
 the first folder). Runs that differ only by seed are one *config*: reported as mean and std over seeds;
 every config key that differs between runs gets a column. run.json is the only input, so runs of
-different sweeps, launches and machines compare alike; an unreadable one is listed and skipped.
+different sweeps, launches and machines compare alike; an unreadable one is listed and skipped. Where the
+runs kept their predictions (predictions.jsonl), a "Decided?" table says which differences between configs
+the seeds and the test sample settle (research/compare/decide.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from research.compare.columns import hyper_columns
+from research.compare.decide import RESAMPLES
+from research.compare.decided_table import decided_section
 from research.compare.plots import make_plots, pareto_front
 from research.compare.records import Unreadable, latest_per_config, load_records, read_runs, run_seconds
 from research.compare.report import Report, markdown_table, report_paths, write_report
@@ -42,6 +46,8 @@ def build_report(
     metric: str | None = None,
     unreadable: Iterable[Unreadable] = (),
     also: tuple[str, ...] = (),
+    decide_metric: str | None = None,
+    resamples: int = RESAMPLES,
 ) -> Report:
     seconds = [s for r in records if (s := run_seconds(r)) is not None]
     records = latest_per_config(records)
@@ -49,7 +55,11 @@ def build_report(
     metric = metric or choose_metric(completed)
     hypers = hyper_columns([r["config"] for r in records], taken=FIXED_COLUMNS)
     order = partial(reading_order, hypers=hypers)
-    groups = sorted((group_row(g, metric, hypers, also) for g in group_by_config(completed)), key=order)
+    configs = sorted(
+        ((group_row(g, metric, hypers, also), g) for g in group_by_config(completed)), key=lambda c: order(c[0])
+    )
+    groups = [row for row, _ in configs]
+    decided, decided_note = decided_section([g for _, g in configs], decide_metric or metric, hypers, resamples)
     return Report(
         metric=metric,
         runs=sorted((run_row(r, metric, hypers, also) for r in completed), key=order),
@@ -60,6 +70,8 @@ def build_report(
         unreadable=list(unreadable),
         note=constant_metric_note(completed, metric),
         run_seconds=seconds,
+        decided=decided,
+        decided_note=decided_note,
     )
 
 
@@ -69,13 +81,15 @@ def compare(
     metric: str | None = None,
     command: str | None = None,
     also: tuple[str, ...] = (),
+    decide_metric: str | None = None,
+    resamples: int = RESAMPLES,
 ) -> Report:
     if missing := [str(d) for d in dirs if not Path(d).is_dir()]:
         raise SystemExit(f"research.compare: no such folder: {', '.join(missing)}")
     records, unreadable = read_runs(dirs)
     if not records and not unreadable:
         raise SystemExit(f"research.compare: no {RUN_FILE} under {', '.join(map(str, dirs))}")
-    report = build_report(records, metric, unreadable, also)
+    report = build_report(records, metric, unreadable, also, decide_metric, resamples)
     report.command = command
     try:
         write_report(report, out or dirs[0])
@@ -94,10 +108,18 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         help="more metric columns, comma-separated, e.g. test/rouge2,test/bleu (mean and std per config)",
     )
+    parser.add_argument(
+        "--decide-metric", help="the metric of the Decided? table, e.g. test/rouge2 (default: the headline metric)"
+    )
+    parser.add_argument(
+        "--resamples", type=int, default=RESAMPLES, help=f"bootstrap resamples of the Decided? table ({RESAMPLES})"
+    )
     args = parser.parse_args(argv)
+    if args.resamples < 1:
+        parser.error(f"--resamples {args.resamples}: must be at least 1")
     also = tuple(key for key in args.also.split(",") if key)
     command = "peftlab compare " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    report = compare(args.dirs, args.out, args.metric, command, also)
+    report = compare(args.dirs, args.out, args.metric, command, also, args.decide_metric, args.resamples)
     print(markdown_table(report.sections()[0][1]))
     counts = f"{len(report.runs)} completed, {len(report.failed)} failed/unfinished"
     print(counts + (f", {len(report.unreadable)} unreadable (skipped)" if report.unreadable else ""))

@@ -14,6 +14,7 @@ from research.compare.records import Unreadable
 
 Row = dict[str, Any]
 FILES = ("comparison.md", "comparison.csv", "comparison.html")
+DECIDED = "Decided?"
 
 
 @dataclass
@@ -28,6 +29,8 @@ class Report:
     note: str | None = None  # why the headline metric does not rank the runs, when it does not
     command: str | None = None  # the command that wrote this report, so anyone can write it again
     run_seconds: list[float] = field(default_factory=list)  # every run read, stopped ones and repeats too
+    decided: list[Row] = field(default_factory=list)  # research/compare/decided_table.py
+    decided_note: str | None = None  # how its intervals were made, or why there is no table
 
     def cost(self) -> str | None:
         """What the runs cost the machine: a study's time, written by the tool rather than added up by hand."""
@@ -40,8 +43,10 @@ class Report:
         )
 
     def sections(self) -> list[tuple[str, list[Row]]]:
-        sections = [
-            (f"Configs: mean and std of {self.metric} over seeds", [visible(g) for g in self.groups]),
+        sections = [(f"Configs: mean and std of {self.metric} over seeds", [visible(g) for g in self.groups])]
+        if self.decided_note:
+            sections.append((DECIDED, self.decided))
+        sections += [
             ("Completed runs", [{k: v for k, v in visible(r).items() if k != "status"} for r in self.runs]),
             ("Failed and unfinished runs", self.failed),
         ]
@@ -49,6 +54,10 @@ class Report:
             rows = [{"path": str(u.path), "problem": u.problem} for u in self.unreadable]
             sections.append(("Unreadable records (skipped)", rows))
         return sections
+
+    def caption(self, title: str) -> str | None:
+        """The line under a section's title: a table with no rows shows only it."""
+        return self.decided_note if title == DECIDED else None
 
 
 def visible(row: Row) -> Row:
@@ -93,7 +102,10 @@ def write_markdown(report: Report, path: Path) -> None:
         parts.append(f"Run time: {cost}\n")
     if report.note:
         parts.append(f"**Note:** {report.note}\n")
-    parts += [f"## {title}\n\n{markdown_table(rows)}" for title, rows in report.sections()]
+    for title, rows in report.sections():
+        caption = report.caption(title)
+        table = markdown_table(rows) if rows or not caption else ""
+        parts.append(f"## {title}\n\n" + (f"{caption}\n\n" if caption else "") + table)
     parts.append("Plots: see comparison.html\n")
     path.write_text("\n".join(parts))
 
@@ -148,7 +160,10 @@ def write_html(report: Report, path: Path) -> None:
         parts.append(f"<p>Run time: {html.escape(cost)}</p>")
     if report.note:
         parts.append(f"<p class='note'>{html.escape(report.note)}</p>")
-    parts += [f"<h2>{html.escape(title)}</h2>{html_table(rows)}" for title, rows in report.sections()]
+    for title, rows in report.sections():
+        caption = report.caption(title)
+        table = html_table(rows) if rows or not caption else ""
+        parts.append(f"<h2>{html.escape(title)}</h2>" + (f"<p>{html.escape(caption)}</p>" if caption else "") + table)
     parts += [
         f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,{png}'>"
         for t, png in report.plots.items()

@@ -48,7 +48,7 @@ class FineTuneModule(pl.LightningModule):
         self.make_optimizer, self.make_scheduler, self.generation = optimizer, scheduler, dict(generation)
         self.speed = speed
         self.stage, self._use_base = "test", False
-        self.last_eval: dict[str, list] = {}  # the latest evaluation's rows: the examples callback reads them
+        self.last_eval: dict[str, list] = {}  # the latest evaluation's rows, for the examples and predictions callbacks
         self.tokens_seen = 0  # non-padding input tokens trained on, for tokens/s
         self._eval: dict[str, list] = {}
         self._steps_done = 0
@@ -157,7 +157,7 @@ class FineTuneModule(pl.LightningModule):
             return
         metrics = {"loss": sum(ev["losses"]) / sum(ev["tokens"])}
         metrics |= self.task.score(ev["predictions"], ev["references"])
-        self.last_eval = {"stage": [stage], **{k: ev[k] for k in ("inputs", "predictions", "references")}}
+        self.last_eval = {"stage": [stage], **{k: ev[k] for k in ("index", "inputs", "predictions", "references")}}
         metrics = {f"{stage}/{k}": v for k, v in metrics.items()}
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=True)  # equal on every rank (gathered)
 

@@ -191,15 +191,20 @@ def _unreadable(path: Path, why: str) -> None:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> Path:
-    """Strict JSON (NaN refused) to a temp file, then renamed over `path`: readers see the old file or the
-    new one, never a mix. Mode 0644, like any file the user writes. A failure names the file."""
+    """Strict JSON (NaN refused), written as `write_atomic` writes."""
+    return write_atomic(path, json.dumps(data, indent=2, default=str, allow_nan=False).encode())
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """`data` to a temp file, then renamed over `path`: readers see the old file or the new one, never a
+    mix. Mode 0644, like any file the user writes. A failure names the file."""
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), 0o644)
-            json.dump(data, fh, indent=2, default=str, allow_nan=False)
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -30,6 +30,7 @@ from research.runs.record import RunRecord
 from research.runs.resume import with_resume
 from research.views import card, wandb_run
 from research.views.loggers import closing_wandb, start_loggers
+from research.views.predictions import KeptPredictions
 from research.views.progress import progress_callbacks
 from research.views.summary import run_table, written
 
@@ -106,13 +107,13 @@ class Run:
 
     def trainer(self, callbacks: Sequence[pl.Callback], training: bool) -> pl.Trainer:
         """The configured Trainer with this run's loggers (W&B under the run's identity; CSV where a logger
-        cannot start, said in run.json), progress bar, and for training the per-step learning rate and
-        run.json's checkpoint progress."""
+        cannot start, said in run.json), progress bar, every evaluated row kept (predictions.jsonl), and for
+        training the per-step learning rate and run.json's checkpoint progress."""
         loggers, note = start_loggers(self.cfg.logger, self.dir, self.wandb_identity)
         self.record.artifacts |= wandb_run.recorded_run() | ({"logger_fallback": note} if note else {})
         for lg in loggers:
             lg.log_hyperparams(wandb_run.hyperparams(self.record))
-        extra: list[pl.Callback] = [*progress_callbacks(self.cfg.trainer)]
+        extra: list[pl.Callback] = [*progress_callbacks(self.cfg.trainer), KeptPredictions()]
         if training:
             extra.append(RecordProgress(self.record, self.dir))
             extra += [LearningRateMonitor(logging_interval="step")] if loggers else []  # `train/lr` per step
