@@ -65,6 +65,7 @@ def test_unknown_group_choice_lists_the_available_ones(override: str, listed: li
         (["data.format=parquet"], r"data\.format='parquet' is unknown; allowed: synthetic, jsonl"),
         (["data.batch_size=0"], r"data\.batch_size=0 must be an integer > 0"),
         (["data.train_limit=0"], r"data\.train_limit=0 must be an integer > 0 \(or null\)"),
+        (["overwrite=maybe"], r"overwrite='maybe' is unknown; allowed: false, true"),
         (["data.truncation=drop"], r"data\.truncation='drop'; allowed: warn, error"),
         (
             ["data.truncation=error", "data.max_source_length=16"],

@@ -64,7 +64,8 @@ def check_config(cfg: DictConfig) -> None:
             problems.append(f"{name}={value!r} must be {field.allowed()}")
     for name, allowed in CHOICES.items():
         if name in cfg and cfg[name] not in allowed:
-            problems.append(f"{name}={cfg[name]!r} is unknown; allowed: {', '.join(allowed)}")
+            shown = ", ".join(str(a).lower() if isinstance(a, bool) else a for a in allowed)
+            problems.append(f"{name}={cfg[name]!r} is unknown; allowed: {shown}")
     problems += run_length_problems(cfg)
     try:
         Speed.from_config(cfg.get("speed"))
