@@ -12,8 +12,8 @@ generation code):
 Kept the same as the framework's run, so only the protocol differs: LoRA hyperparameters (r, alpha,
 dropout, peft's default target modules), the optimizer and its budget (steps, batch size, learning rate,
 clipping), the training and test examples, the generation length (greedy), and the metric code
-(`research.metrics.generation_metrics`). It writes `run.json` with the framework's record class, so
-`python -m research.compare` reads it beside the framework's runs, and `examples.jsonl` with every prediction.
+(`research.metrics.score` with ROUGE and BLEU, as the framework scores generation). It writes `run.json`
+with the framework's record class, so `python -m research.compare` reads it beside the framework's runs, and `examples.jsonl` with every prediction.
 
     python sweeps/studies/control_lora.py --out outputs/studies/control/lora_control/seed1 [--seed 2] [--zero-shot]
 """
@@ -38,8 +38,8 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
+from research import metrics
 from research.methods.base import count_parameters
-from research.metrics import generation_metrics
 from research.runs import memory
 from research.runs.record import RunRecord
 
@@ -270,7 +270,7 @@ def score(
     """Generate on the test dialogues and score with the framework's metric code, as `<stage>/<name>`."""
     started = time.perf_counter()
     predictions = generate(model, tokenizer, test, args, device)
-    scores = generation_metrics(predictions, [e["references"] for e in test])
+    scores = metrics.score(("rouge", "bleu"), predictions, [e["references"] for e in test])
     record.metrics |= {f"{stage}/{k}": float(v) for k, v in scores.items()}
     record.timing[f"{stage}_eval_s"] = time.perf_counter() - started
     return predictions
