@@ -132,6 +132,9 @@ def test_cli_writes_three_self_contained_files(sweep: Path, tmp_path: Path):
     with (out / "comparison.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert sorted(r["status"] for r in rows) == ["completed"] * 4 + ["failed", "running"]
+    assert all(not Path(r["run_dir"]).is_absolute() and (out / r["run_dir"] / "run.json").is_file() for r in rows), (
+        "run folders from the report's folder: no path of the machine that wrote it"
+    )
 
 
 def test_model_size_plot_needs_several_models_of_a_method_not_several_ranks(tmp_path: Path):

@@ -12,6 +12,7 @@ the seeds and the test sample settle (research/compare/decide.py).
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections.abc import Iterable
@@ -91,11 +92,19 @@ def compare(
         raise SystemExit(f"research.compare: no {RUN_FILE} under {', '.join(map(str, dirs))}")
     report = build_report(records, metric, unreadable, also, decide_metric, resamples)
     report.command = command
+    relative_run_dirs(report, Path(out or dirs[0]))
     try:
         write_report(report, out or dirs[0])
     except OSError as err:
         raise SystemExit(f"research.compare: cannot write the report to {out or dirs[0]}: {err}") from None
     return report
+
+
+def relative_run_dirs(report: Report, out: Path) -> None:
+    """Each row's run folder as a path from the report's own folder: a committed report names no folder of
+    the machine that wrote it, and still leads to the runs beside it."""
+    for row in (*report.runs, *report.failed):
+        row["run_dir"] = os.path.relpath(Path(row["run_dir"]).resolve(), out.resolve())
 
 
 def main(argv: list[str] | None = None) -> None:
