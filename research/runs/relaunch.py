@@ -131,10 +131,16 @@ def run_sweep_job(cfg: DictConfig, train: Callable[[DictConfig], RunRecord]) -> 
         return None
 
 
+def record_here(cfg: DictConfig) -> tuple[dict[str, Any] | None, bool]:
+    """The record in the run's output folder (None: none there), and whether it is a run of this config."""
+    there = read_record(Path(cfg.paths.output_dir))
+    return there, there is not None and there["config_hash"] == hash_of(cfg)
+
+
 def other_run(cfg: DictConfig) -> dict[str, Any] | None:
     """The record in the run's output folder when it is another config's run (None: empty, or this config)."""
-    there = read_record(Path(cfg.paths.output_dir))
-    return there if there is not None and there["config_hash"] != hash_of(cfg) else None
+    there, same = record_here(cfg)
+    return None if same else there
 
 
 def own_folder(cfg: DictConfig) -> None:
@@ -153,15 +159,15 @@ def own_folder(cfg: DictConfig) -> None:
 def completed_here(cfg: DictConfig) -> dict[str, Any] | None:
     """The record in the run's output folder when it is this config's completed run (`hydra.run.dir` given a
     finished run again): it is left as it is unless `overwrite=true`."""
-    there = read_record(Path(cfg.paths.output_dir))
-    done = there is not None and there["status"] == "completed" and there["config_hash"] == hash_of(cfg)
-    return there if done and not cfg.get("overwrite") else None
+    there, same = record_here(cfg)
+    return there if same and there["status"] == "completed" and not cfg.get("overwrite") else None
 
 
 def refuse_other_run(cfg: DictConfig) -> None:
     """A single run stops before any model loads when the folder it was given (hydra.run.dir) holds another
     config's run: it would write over that run's record, checkpoints and weights. The same config there is
-    this run's own folder: resume=auto continues it when unfinished, else it is trained again."""
+    this run's own folder: resume=auto continues it when unfinished; completed, it is left as it is
+    (`completed_here`) unless overwrite=true."""
     if there := other_run(cfg):
         raise ValueError(
             f"paths.output_dir={cfg.paths.output_dir!r} (hydra.run.dir) holds another config's run "
