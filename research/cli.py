@@ -17,6 +17,7 @@ import sys
 COMMANDS = {  # command -> (module run as __main__, one line for `peftlab --help`)
     "train": ("research.train", "fine-tune: Hydra overrides, e.g. method=lora sweep=seeds"),
     "evaluate": ("research.evaluate", "score a base model, or a run's weights: run_dir=outputs/..."),
+    "study": ("research.study", "a comparison protocol: conf/study/<name>.yaml, e.g. peftlab study smoke"),
     "compare": ("research.compare", "tables and plots over run folders (comparison.md/.csv/.html)"),
     "bench": ("research.bench", "time and memory per method vs plain PyTorch and HF Trainer"),
     "infer": ("research.infer", "answer prompts as a run was trained: run_dir=outputs/... prompt=..."),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import FAST, run_cli
 
 
@@ -21,6 +23,8 @@ def test_two_method_multirun_writes_two_records_and_two_wandb_runs(tmp_path: Pat
         assert {"test/rouge1", "test/rouge2", "test/rougeL", "test/rougeLsum", "zero_shot/rouge1"} <= set(r["metrics"])
         assert 0 < r["params"]["trainable"] < r["params"]["total"]
         assert r["timing"]["train_s"] > 0 and r["memory"]["peak_rss_mb"] > 0
+        timing = r["timing"]  # training apart from the validation inside fit (which generates text)
+        assert timing["val_s"] > 0 and timing["train_s"] + timing["val_s"] == pytest.approx(timing["fit_s"])
         assert r["config"]["method"]["name"] == r["method"]
         weights = Path(r["artifacts"]["weights_dir"])
         assert (weights / "adapter_model.safetensors").exists(), "PEFT methods save only the adapter"

@@ -18,10 +18,12 @@ from huggingface_hub import ModelCard
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
+from research.compare import build_report, load_records
 from research.pipeline import evaluate, train
 from research.runs import overrides, read_record
 from research.runs.record import RunRecord
 from research.views import card, wandb_run
+from research.views.wandb_study import log_study
 from tests.helpers import CONF, ROOT, compose_cfg, kill_after_first_checkpoint, run_cli, small, start_cli
 
 WANDB = Path(sys.executable).parent / "wandb"
@@ -286,3 +288,17 @@ def test_push_to_hub_is_refused_before_training(tmp_path: Path, overrides_: list
     with pytest.raises(ValueError, match=message):
         train(compose_cfg(*small("logger=none", *overrides_), f"paths.output_dir={tmp_path}"))
     assert not (tmp_path / "run.json").exists(), "refused before the run started"
+
+
+@pytest.mark.slow
+def test_a_study_logs_its_tables_as_one_study_run_in_its_group(sweep: Path, tmp_path: Path):
+    records = load_records([sweep])
+    report = build_report(records, "test/rouge1")
+    assert report.decided, "the sweep's runs kept predictions: a Decided? table to log"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WANDB_MODE", "offline")
+        run_id = log_study("rank_study", report, records, tmp_path)
+    got = header(only_run(tmp_path))
+    assert (got["id"], got["job_type"], got["run_group"]) == (run_id, "study", "rank_study")
+    assert "study/decided" in inspect_summary(only_run(tmp_path))
+    assert log_study("rank_study", report, [r | {"artifacts": {}} for r in records], tmp_path / "none") is None

@@ -3,7 +3,8 @@
 Reads every run.json under the given folders (recursively) and writes comparison.md, comparison.csv and
 comparison.html (tables + plots embedded as base64 PNG: it opens offline, no CDN) into --out (default:
 the first folder). Runs that differ only by seed are one *config*: reported as mean and std over seeds;
-every config key that differs between runs gets a column. run.json is the only input, so runs of
+every config key that differs between runs gets a column. A study's kept runs (results/<study>/runs, with the
+study.yaml it ran) also get the study's headline table: one row per arm at its chosen rate. run.json is the only input, so runs of
 different sweeps, launches and machines compare alike; an unreadable one is listed and skipped. Where the
 runs kept their predictions (predictions.jsonl), a "Decided?" table says which differences between configs
 the seeds and the test sample settle (research/compare/decide.py).
@@ -37,7 +38,9 @@ from research.compare.rows import (
     reading_order,
     run_row,
 )
+from research.compare.study_table import find_study, headline
 from research.runs.record import RUN_FILE
+from research.study.spec import Study
 
 __all__ = ["Report", "build_report", "compare", "load_records", "lower_is_better", "main", "pareto_front", "read_runs"]
 
@@ -49,6 +52,7 @@ def build_report(
     also: tuple[str, ...] = (),
     decide_metric: str | None = None,
     resamples: int = RESAMPLES,
+    study: tuple[Study, Path] | None = None,
 ) -> Report:
     seconds = [s for r in records if (s := run_seconds(r)) is not None]
     records = latest_per_config(records)
@@ -61,6 +65,7 @@ def build_report(
     )
     groups = [row for row, _ in configs]
     decided, decided_note = decided_section([g for _, g in configs], decide_metric or metric, hypers, resamples)
+    headline_rows, headline_note = headline(*study, completed, resamples) if study else ([], None)
     return Report(
         metric=metric,
         runs=sorted((run_row(r, metric, hypers, also) for r in completed), key=order),
@@ -73,6 +78,8 @@ def build_report(
         run_seconds=seconds,
         decided=decided,
         decided_note=decided_note,
+        headline=headline_rows,
+        headline_note=headline_note,
     )
 
 
@@ -90,7 +97,10 @@ def compare(
     records, unreadable = read_runs(dirs)
     if not records and not unreadable:
         raise SystemExit(f"research.compare: no {RUN_FILE} under {', '.join(map(str, dirs))}")
-    report = build_report(records, metric, unreadable, also, decide_metric, resamples)
+    study = find_study(list(dirs))
+    if study:  # a study's kept runs: its headline metric and columns unless others are asked for
+        metric, also = metric or study[0].report_metric, also or study[0].also
+    report = build_report(records, metric, unreadable, also, decide_metric, resamples, study)
     report.command = command
     relative_run_dirs(report, Path(out or dirs[0]))
     try:

@@ -1,8 +1,8 @@
 """The best completed run of a search: `python -m research.compare.best <dirs> --metric val/accuracy
 --direction maximize [--key method.lr]` prints its folder, or the value of one of its config keys.
 
-The study scripts (sweeps/studies/) choose each arm's learning rate with it: the metric is a validation
-one, so the test split never takes part in the choice. Ties go to the run that started first."""
+For a search run by hand (docs/sweeps.md); `peftlab study` chooses its arms' rates itself (research/study/choice.py).
+Ties go to the run that started first."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from research.compare.records import Unreadable
 Row = dict[str, Any]
 FILES = ("comparison.md", "comparison.csv", "comparison.html")
 DECIDED = "Decided?"
+HEADLINE = "Arms at their chosen rates"
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Report:
     run_seconds: list[float] = field(default_factory=list)  # every run read, stopped ones and repeats too
     decided: list[Row] = field(default_factory=list)  # research/compare/decided_table.py
     decided_note: str | None = None  # how its intervals were made, or why there is no table
+    headline: list[Row] = field(default_factory=list)  # a study's arms at their chosen rates (study_table.py)
+    headline_note: str | None = None
 
     def cost(self) -> str | None:
         """What the runs cost the machine: a study's time, written by the tool rather than added up by hand."""
@@ -43,7 +46,8 @@ class Report:
         )
 
     def sections(self) -> list[tuple[str, list[Row]]]:
-        sections = [(f"Configs: mean and std of {self.metric} over seeds", [visible(g) for g in self.groups])]
+        sections = [(HEADLINE, self.headline)] if self.headline_note else []
+        sections += [(f"Configs: mean and std of {self.metric} over seeds", [visible(g) for g in self.groups])]
         if self.decided_note:
             sections.append((DECIDED, self.decided))
         sections += [
@@ -57,7 +61,7 @@ class Report:
 
     def caption(self, title: str) -> str | None:
         """The line under a section's title: a table with no rows shows only it."""
-        return self.decided_note if title == DECIDED else None
+        return {DECIDED: self.decided_note, HEADLINE: self.headline_note}.get(title)
 
 
 def visible(row: Row) -> Row:

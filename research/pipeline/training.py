@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from research.config import build_node
-from research.loop.callbacks import EpochSeed
+from research.loop.callbacks import EpochSeed, ValidationClock
 from research.pipeline.building import WEIGHTS, Built, assemble, full_weights
 from research.pipeline.scores import described, test
 from research.runs import relaunch
@@ -32,14 +32,15 @@ def train(cfg: DictConfig) -> RunRecord:
         callbacks = [build_node(c) for c in (cfg.callbacks or {}).values()]
         built = assemble(cfg, callbacks=callbacks)
         run.built(*described(built))
-        trainer = run.trainer([*callbacks, EpochSeed(cfg.seed)], training=True)
+        clock = ValidationClock()
+        trainer = run.trainer([*callbacks, EpochSeed(cfg.seed), clock], training=True)
         if cfg.test and cfg.zero_shot:
             with run.timed("zero_shot_eval_s"):
                 run.record.metrics |= test(trainer, built, "zero_shot")
         if cfg.train:
-            with run.timed("train_s"):
+            with run.timed("fit_s"):
                 trainer.fit(built.module, datamodule=built.datamodule, ckpt_path=cfg.ckpt_path)
-            fitted(run, trainer, built)
+            fitted(run, trainer, built, clock.seconds)
         if cfg.test:
             with run.timed("test_eval_s"):
                 run.record.metrics |= test(trainer, built, "test")
@@ -49,9 +50,12 @@ def train(cfg: DictConfig) -> RunRecord:
     return run.close()
 
 
-def fitted(run: Run, trainer: pl.Trainer, built: Built) -> None:
-    """After fit: its throughput and validation scores recorded, the method's weights saved by rank 0."""
-    run.record.timing["train_tokens_per_s"] = built.module.tokens_seen / run.record.timing["train_s"]
+def fitted(run: Run, trainer: pl.Trainer, built: Built, validation_s: float) -> None:
+    """After fit: its time (training apart from validation), throughput and validation scores recorded, the
+    method's weights saved by rank 0."""
+    timing = run.record.timing
+    timing["val_s"], timing["train_s"] = validation_s, timing["fit_s"] - validation_s
+    timing["train_tokens_per_s"] = built.module.tokens_seen / timing["train_s"]
     run.record.metrics |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     run.record.artifacts["injected"] = built.module.method.describe(built.module.model)  # AdaLoRA's ranks moved
     with full_weights(trainer):

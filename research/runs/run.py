@@ -123,7 +123,7 @@ class Run:
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
-        """Seconds of a stage into the record's `timing` (`train_s`, `<stage>_eval_s`)."""
+        """Seconds of a stage into the record's `timing` (`fit_s`, `<stage>_eval_s`)."""
         started = time.perf_counter()
         yield
         self.record.timing[name] = time.perf_counter() - started
