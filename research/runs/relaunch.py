@@ -5,10 +5,11 @@ interrupted or unfinished ones. "The same sweep" is the sweep root recorded in e
 (research/runs/sweep_root.py): the launches of a task into its default timestamped folders
 (outputs/<task_name>/multiruns/*), or one folder named by hydra.sweep.dir launched into again; never an
 unrelated sweep that merely sits in a neighbouring folder. Each job first claims its folder
-(research/runs/claims.py), so a concurrent launch of the same sweep folder leaves a job being run to
-the process running it. A job that raises is recorded as failed in its run.json and the sweep goes on; one
-stopped by SIGTERM/SIGINT is recorded as interrupted and the jobs after it do not start. SweepSummary then
-prints the table and exits with the number of jobs that did not complete.
+(research/runs/claims.py), so a concurrent launch of the same sweep folder leaves a job of the same config
+being run to the process running it, while a job of another config runs in a folder of its own. A job that
+raises is recorded as failed in its run.json and the sweep goes on; one stopped by SIGTERM/SIGINT is
+recorded as interrupted and the jobs after it do not start. SweepSummary then prints the table and exits
+with the number of jobs that did not complete.
 With `resume=auto`, a run (or sweep job) continues the newest unfinished run of its exact config from that
 run's last readable checkpoint instead of starting over.
 """
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -102,19 +103,18 @@ def resumable_checkpoint(cfg: DictConfig) -> Path | None:
 
 
 def run_sweep_job(cfg: DictConfig, train: Callable[[DictConfig], RunRecord]) -> float | None:
-    """One multirun job: not started after a stop signal; left alone while another launch holds its folder;
-    skipped if already completed in this sweep; else trained with any failure kept in its run.json (train
-    writes it) instead of ending the sweep. Returns the objective, None for a job that did not complete."""
+    """One multirun job: not started after a stop signal; left alone while another launch of this config
+    holds its folder; skipped if already completed in this sweep; else trained with any failure kept in its
+    run.json (train writes it) instead of ending the sweep. Returns the objective, None for a job that did
+    not complete."""
     global _stopped_by
     if _stopped_by:
         log.warning("not started: the sweep was stopped by %s", _stopped_by)
         return None
-    job_dir = Path(cfg.paths.output_dir)
-    # Rank 0 claims: the other processes of a multi-process (SLURM) job run in the folder it holds.
-    claiming = claims.claimed(job_dir) if process_rank() == 0 else nullcontext()
     try:
-        with claiming as holder:
+        with claimed_folder(cfg) as holder:
             if holder is not None:
+                job_dir = Path(cfg.paths.output_dir)
                 log.warning(
                     "skipped: %s is being run by another launch: %s",
                     job_dir,
@@ -131,6 +131,42 @@ def run_sweep_job(cfg: DictConfig, train: Callable[[DictConfig], RunRecord]) -> 
         return None
 
 
+@contextmanager
+def claimed_folder(cfg: DictConfig) -> Iterator[claims.Holder | None]:
+    """Claim the job's folder for the body: yields None when this launch holds it, else the live holder, a
+    launch of this same config. Hydra's folder taken by another config (its run recorded there, or its
+    claim: a launch with other values into the same sweep folder gets the same job names) is not this job's:
+    the job moves to its own folder (`own_folder`) and claims that, so no config is skipped for another's."""
+    with _claim(cfg) as holder:
+        if (taken := _taken_by_another(cfg, holder)) is None:
+            yield holder
+            return
+    own_folder(cfg, taken)
+    with _claim(cfg) as holder:
+        yield holder
+
+
+def _claim(cfg: DictConfig) -> AbstractContextManager[claims.Holder | None]:
+    """Rank 0 claims: the other processes of a multi-process (SLURM) job run in the folder it holds, and take
+    only another config's live claim for a holder, as rank 0 does."""
+    job_dir, wanted = Path(cfg.paths.output_dir), hash_of(cfg)
+    if process_rank() == 0:
+        return claims.claimed(job_dir, wanted)
+    held = claims.active_holder(job_dir)
+    return nullcontext(None if held is None or held.config_hash == wanted else held)
+
+
+def _taken_by_another(cfg: DictConfig, holder: claims.Holder | None) -> str | None:
+    """Why the job's folder is another config's (None: it is this config's to run in): `holder`, the live
+    claim found on it, runs another (or an unknown) config, or the folder holds another config's run."""
+    job_dir = Path(cfg.paths.output_dir)
+    if holder is not None and holder.config_hash != hash_of(cfg):
+        return f"is claimed by a launch of another config: {holder.describe(job_dir / claims.LOCK_FILE)}"
+    if holder is None and (there := other_run(cfg)):
+        return f"holds another config's run ({there['status']})"
+    return None
+
+
 def record_here(cfg: DictConfig) -> tuple[dict[str, Any] | None, bool]:
     """The record in the run's output folder (None: none there), and whether it is a run of this config."""
     there = read_record(Path(cfg.paths.output_dir))
@@ -143,17 +179,16 @@ def other_run(cfg: DictConfig) -> dict[str, Any] | None:
     return None if same else there
 
 
-def own_folder(cfg: DictConfig) -> None:
-    """Point the job at a folder of its own when Hydra's holds another config's run. A later launch into the
+def own_folder(cfg: DictConfig, why: str) -> None:
+    """Point the job at a folder of its own, Hydra's being another config's (`why`). A later launch into the
     same sweep folder with other values gets job numbers from 0 again, and a value given once names no
-    folder (sweep_names.py), so its `0_full` can be an earlier launch's `0_full`: the new job then runs in
-    `0_full_<its config hash>` beside it (the same folder on every re-launch, so it resumes there), and the
-    earlier run is kept whole."""
-    if there := other_run(cfg):
-        job_dir = Path(cfg.paths.output_dir)
-        own = job_dir.with_name(f"{job_dir.name}_{hash_of(cfg)}")
-        log.warning("%s holds another config's run (%s): this job runs in %s", job_dir, there["status"], own)
-        cfg.paths.output_dir = str(own)
+    folder (sweep_names.py), so its `0_full` can be an earlier (or a concurrent) launch's `0_full`: the new
+    job then runs in `0_full_<its config hash>` beside it (the same folder on every re-launch, so it resumes
+    there), and the other run is kept whole."""
+    job_dir = Path(cfg.paths.output_dir)
+    own = job_dir.with_name(f"{job_dir.name}_{hash_of(cfg)}")
+    log.warning("%s %s: this job runs in %s", job_dir, why, own)
+    cfg.paths.output_dir = str(own)
 
 
 def completed_here(cfg: DictConfig) -> dict[str, Any] | None:
@@ -177,7 +212,6 @@ def refuse_other_run(cfg: DictConfig) -> None:
 
 
 def _run_unless_completed(cfg: DictConfig, train: Callable[[DictConfig], RunRecord]) -> float | None:
-    own_folder(cfg)
     if earlier := completed_earlier(cfg):
         log.info("skipped: this config completed in %s (sweep %s)", earlier["run_dir"], earlier["sweep_root"])
         note = {"status": "skipped", "completed_run": earlier["run_dir"], "config_hash": earlier["config_hash"]}

@@ -92,7 +92,7 @@ class Run:
     def _claim(self) -> None:
         """Hold the folder for this run: a second launch into it while this one runs stops before anything
         loads, instead of both writing one record, one checkpoint and one weights folder."""
-        holder = self._stack.enter_context(claims.claimed(self.dir))
+        holder = self._stack.enter_context(claims.claimed(self.dir, self.record.config_hash))
         if holder is not None:
             self._stack.close()
             raise ValueError(
