@@ -308,6 +308,25 @@ def test_zero_shot_is_a_dashed_reference_line_on_the_metric_plots(tmp_path: Path
         assert "zero-shot" in [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
 
 
+def test_a_tradeoff_of_many_configs_tells_methods_apart_by_colour_not_by_overlapping_labels(tmp_path: Path):
+    methods = ["adapter", "full", "ia3", "lora", "prompt_tuning"]
+    for i, method in enumerate(methods):
+        for lr in (1e-4, 3e-4):
+            metrics = {"test/rouge1": 0.4 + i / 100 + lr * 100, "test/loss": 1.0}
+            write_run(
+                tmp_path, f"{method}_{lr}", f"method={method}", f"method.lr={lr}", metrics=metrics, trainable=i + 1
+            )
+    report = compare.build_report(compare.load_records([tmp_path]))
+    assert len(report.groups) == 10 > plots.ANNOTATED
+    figure = plots.plot_tradeoff(report.groups, report.metric, [h.name for h in report.hypers])
+    ax = figure.axes[0]
+    assert len(ax.texts) == 0, "no per-point labels: ten of them overlap"
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["Pareto frontier", *methods]
+    figure.canvas.draw()
+    assert legend.get_window_extent().x0 > ax.get_window_extent().x1, "the legend sits beside the points"
+
+
 def test_each_base_model_has_its_own_zero_shot_line(tmp_path: Path):
     write_run(tmp_path, "small", metrics={"test/rouge1": 0.5, "zero_shot/rouge1": 0.1})
     write_run(tmp_path, "wide", "model.config.d_model=256", metrics={"test/rouge1": 0.6, "zero_shot/rouge1": 0.2})

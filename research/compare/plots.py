@@ -130,7 +130,7 @@ def _errorbar(ax: plt.Axes, rows: list[Row], x: str, metric: str, **kwargs: Any)
     rows = sorted(rows, key=lambda r: r[x])
     ys = [r[f"{metric} mean"] for r in rows]
     errs = [r[f"{metric} std"] or 0.0 for r in rows]
-    ax.errorbar([r[x] for r in rows], ys, yerr=errs, marker="o", capsize=3, **kwargs)
+    ax.errorbar([r[x] for r in rows], ys, yerr=errs, **({"marker": "o", "capsize": 3} | kwargs))
 
 
 def pareto_front(points: list[tuple[float, float]], lower_better: bool) -> list[tuple[float, float]]:
@@ -142,20 +142,34 @@ def pareto_front(points: list[tuple[float, float]], lower_better: bool) -> list[
     return front
 
 
+ANNOTATED = 8  # more points than this are told apart by the legend alone: their labels would overlap
+MARKERS = "osD^v<>ph*"
+
+
 def plot_tradeoff(rows: list[Row], metric: str, hypers: list[str]) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method in sorted({r["method"] for r in rows}):
-        _errorbar(ax, [r for r in rows if r["method"] == method], "trainable", metric, label=method, linestyle="none")
-    label = labeller(rows, hypers)
-    for r in rows:
-        ax.annotate(label(r), (r["trainable"], r[f"{metric} mean"]), fontsize=7, alpha=0.7)
+    """One colour and marker per method, its legend beside the axes; a config run at one seed (a grid point of a
+    study's search) faded, one run at several seeds (a chosen rate) solid with its error bar. Each point is
+    labelled only when there are few enough for the labels not to overlap."""
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    for i, method in enumerate(sorted({r["method"] for r in rows})):
+        mine = [r for r in rows if r["method"] == method]
+        style = {"color": f"C{i % 10}", "marker": MARKERS[i // 10 % len(MARKERS)], "linestyle": "none"}
+        seeded = [r for r in mine if (r.get("seeds") or 1) > 1]
+        _errorbar(ax, seeded or mine, "trainable", metric, label=method, **style)
+        if seeded and (single := [r for r in mine if (r.get("seeds") or 1) == 1]):
+            _errorbar(ax, single, "trainable", metric, alpha=0.3, **style)
+    if len(rows) <= ANNOTATED:
+        label = labeller(rows, hypers)
+        for r in rows:
+            ax.annotate(label(r), (r["trainable"], r[f"{metric} mean"]), fontsize=7, alpha=0.7)
     front = pareto_front([(r["trainable"], r[f"{metric} mean"]) for r in rows], lower_is_better(metric))
     ax.step(*zip(*front, strict=True), where="post", color="black", linewidth=1, alpha=0.6, label="Pareto frontier")
     draw_zero_shot(ax, rows)
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="trainable parameters (log)", ylabel=metric, title=f"{metric} vs trainable parameters")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    fig.tight_layout()
     return fig
 
 
