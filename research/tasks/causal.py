@@ -16,6 +16,7 @@ from research.config.speed import Speed
 from research.data.collate import IGNORE_INDEX, cut_middle, pad
 from research.loop.lm_loss import LMParts, causal_loss, lm_parts
 from research.loop.prefill import Pass, prefill, shares_prefill
+from research.loop.virtual_tokens import generate_behind_prompt, has_input_prompt
 from research.tasks.base import Batch, Features, Tokenizer
 from research.tasks.generative import Generative
 
@@ -70,6 +71,12 @@ class Causal(Generative):
         if shares_prefill(generation) and (parts := lm_parts(model)):
             return prefill(parts, batch)
         return None
+
+    def generate_answers(self, model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """Behind a soft prompt, at the positions training gave it (research/loop/virtual_tokens.py)."""
+        if has_input_prompt(model):
+            return generate_behind_prompt(model, ids, mask, **kwargs)
+        return super().generate_answers(model, ids, mask, **kwargs)
 
     def answer(self, output: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
         """The model continues its prompt: the prompt is cut off its output."""

@@ -51,8 +51,12 @@ class Generative(Task):
         kwargs = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
         kwargs |= {**generation, **encoded}
         ids, mask = (batch[key] for key in self.prompt_keys)
-        out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-        return [t.strip() for t in tokenizer.batch_decode(self.answer(out, ids), skip_special_tokens=True)]
+        answers = self.generate_answers(model, ids, mask, **kwargs)
+        return [t.strip() for t in tokenizer.batch_decode(answers, skip_special_tokens=True)]
+
+    def generate_answers(self, model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """The generated tokens that answer each prompt of the batch."""
+        return self.answer(model.generate(input_ids=ids, attention_mask=mask, **kwargs), ids)
 
     def answer(self, output: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
         """The generated tokens that answer `prompt`: an encoder-decoder's output is the answer alone."""
