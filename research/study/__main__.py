@@ -12,15 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
-
-from research.command import started
-from research.config import config_dir
-from research.config.schema import check_config
-from research.study.launch import QUIET
-from research.study.protocol import ArmFolderError, Protocol, launcher_only
 from research.study.spec import STUDY_PREFIX, Study, StudyError, load
 
 RESULTS, RUNS = Path("results"), Path("outputs/studies")
@@ -45,6 +36,16 @@ STUDY_OWNED = {"method.lr": "each arm's lr (study.arms.<arm>.lr=[...])", "seed":
 def check_runs(study: Study, run_overrides: list[str]) -> None:
     """Every trained arm's config composed and checked, before anything runs: a mistyped key or a value not
     allowed stops the study in seconds, not after the arms before it have trained."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from research.command import started
+    from research.config import config_dir
+    from research.config.schema import check_config
+    from research.study.launch import QUIET
+    from research.study.protocol import launcher_only
+
     for override in run_overrides:
         if (key := override.lstrip("+~").split("=", 1)[0]) in STUDY_OWNED:
             raise StudyError(f"{override}: the study sets {key} itself; to change it, edit {STUDY_OWNED[key]}")
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     out, runs_root = args.out or RESULTS / study.name, args.runs_dir or RUNS / study.name
     started_at, status = time.time(), 0
     from research.study.launch import Launcher
+    from research.study.protocol import ArmFolderError, Protocol
 
     launcher = Launcher(study.name, [*study.runs, *run_overrides])
     if not args.table_only:
