@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from research.study.__main__ import check_runs
 from research.study.choice import beyond, chosen_rate
 from research.study.spec import Study, StudyError, load
-from tests.helpers import ROOT, cli_env, write_run
+from tests.helpers import ASSETS, ROOT, cli_env, needs_assets, write_run
 
 SMOKE = """
 runs: [logger=none]
@@ -102,6 +103,17 @@ def test_the_rate_is_chosen_on_validation_and_a_winning_edge_is_beaten_only_by_t
     assert chosen_rate(study, lora, [*grid, run(1e-2, 1.7)]) == 3e-3  # the rate beyond lost
     assert chosen_rate(study, lora, [*grid, run(1e-2, 1.2)]) == 1e-2
     assert chosen_rate(study, lora, []) is None
+
+
+SHIPPED = sorted((ROOT / "conf" / "study").glob("*.yaml"))
+
+
+@needs_assets(ASSETS)
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_arm_of_every_shipped_study_composes_and_passes_the_config_checks(path: Path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the studies name the offline assets as ../shared/assets, from the repository root
+    study = load(str(path))
+    check_runs(study, list(study.runs))
 
 
 def study_cli(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
