@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 import zipfile
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from research import cli
-from tests.helpers import ROOT
+from tests.helpers import ROOT, cli_env
 
 FRAMEWORK = ("torch", "transformers", "peft", "pytorch_lightning")
 TINY = [
@@ -27,6 +28,7 @@ TINY = [
     "generation.max_new_tokens=8",
     "logger=csv",
 ]
+HELP_SECONDS = 5.0
 # Outside the repository: no PYTHONPATH, so `research` can only come from the installed wheel.
 ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
 
@@ -53,6 +55,19 @@ def test_a_command_gets_its_arguments_and_argv_is_restored(capsys: pytest.Captur
     assert exit_.value.code == 0
     assert "--metric" in capsys.readouterr().out, "research.compare's own parser answered"
     assert sys.argv == before
+
+
+@pytest.mark.parametrize("command", list(cli.COMMANDS))
+def test_every_commands_help_answers_in_seconds(command: str):
+    """Under 2 s on 2 idle cores; the bound leaves room for a busy machine (bench's took 15 s when its report
+    module imported Lightning, train's 3 s when Hydra copied its ConfigStore for each group it listed)."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "research.cli", command, "--help"], cwd=ROOT, env=cli_env(), capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - started
+    assert proc.returncode == 0 and command in proc.stdout, proc.stderr[-2000:]
+    assert seconds < HELP_SECONDS, f"peftlab {command} --help took {seconds:.1f} s"
 
 
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]):
