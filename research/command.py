@@ -9,7 +9,9 @@ own errors do, for debugging the framework itself."""
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +20,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 
 from research.config import config_dir
+from research.config.extras import check_plugins
 from research.runs import sweep_names
 from research.views import quiet
 
@@ -52,7 +55,20 @@ def share_config_store() -> None:
 
 
 def hydra_command(config_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """`hydra.main` on conf/<config_name>.yaml, once the command has `started`."""
+    """`hydra.main` on conf/<config_name>.yaml, once the command has `started`; the Hydra plugins that the
+    command line chooses are looked for first (research/config/extras.py)."""
     started()
     share_config_store()
-    return hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
+
+    def command(task: Callable[..., Any]) -> Callable[..., Any]:
+        hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(task)
+
+        @functools.wraps(task)
+        def main() -> Any:
+            with reported(config_name):
+                check_plugins(sys.argv[1:])
+            return hydra_main()
+
+        return main
+
+    return command
