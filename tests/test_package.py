@@ -78,6 +78,21 @@ def test_every_commands_help_answers_in_seconds(command: str):
     assert seconds < HELP_SECONDS, f"peftlab {command} --help took {seconds:.1f} s"
 
 
+@pytest.mark.parametrize(
+    "command", [["-m", "research.cli", "train", "--help"], ["-c", "import research.config"]], ids=["cli", "import"]
+)
+def test_another_projects_research_init_is_named_with_the_repair(tmp_path: Path, command: list[str]):
+    """PyPI's `research` installed beside peftlab replaced research/__init__.py: here, a copy of the package with
+    another __init__.py, first on sys.path."""
+    shutil.copytree(ROOT / "research", tmp_path / "research", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "research" / "__init__.py").write_text('__version__ = "0.2.0"\n')
+    env = {**cli_env(), "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run([sys.executable, *command], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert f"{tmp_path / 'research' / '__init__.py'} is not peftlab's" in proc.stderr, proc.stderr[-2000:]
+    assert "pip uninstall research && pip install --force-reinstall peftlab" in proc.stderr
+
+
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["fit"])
