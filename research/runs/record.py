@@ -44,7 +44,10 @@ PACKAGES = (  # their versions in every record
 )
 # Config keys that do not change what a run computes: excluded from the config hash (a resumed run
 # has the same hash as the run it continues).
-VOLATILE_KEYS = ("paths", "hydra", "logger", "callbacks", "tags", "resume", "overwrite", "ckpt_path", "push_to_hub")
+VOLATILE_KEYS = (
+    *("paths", "hydra", "logger", "callbacks", "tags", "resume", "overwrite", "ckpt_path", "push_to_hub"),
+    *("progress_bar", "local"),  # how a run is shown, this machine's accounts
+)
 # What every reader of a record indexes (compare, summaries, skip-on-relaunch): a record without one of
 # these, or with another type, is skipped like an unreadable one.
 REQUIRED = {
