@@ -14,6 +14,8 @@ import importlib.util
 import runpy
 import sys
 
+from research import ours
+
 COMMANDS = {  # command -> (module run as __main__, one line for `peftlab --help`)
     "train": ("research.train", "fine-tune: Hydra overrides, e.g. method=lora sweep=seeds"),
     "evaluate": ("research.evaluate", "score a base model, or a run's weights: run_dir=outputs/..."),
@@ -41,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    if problem := ours.clash():
+        sys.exit(f"peftlab: {problem}")
     if not args or args[0] not in COMMANDS:
         parser().parse_args(args)  # prints the help, or the usage error, and exits
     command, *rest = args

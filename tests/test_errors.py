@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 from hydra.errors import MissingConfigException
 
 from research.pipeline import build, train
-from tests.helpers import compose_cfg, small
+from tests.helpers import cli_env, compose_cfg, small
 
 
 def build_error(*overrides: str) -> str:
@@ -137,9 +138,40 @@ def test_unwritable_output_dir_fails_before_anything_loads(tmp_path: Path):
         train(compose_cfg(*small(f"paths.output_dir={blocker / 'run'}")))
 
 
-def test_qlora_without_bitsandbytes_says_how_to_install(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # as if not installed: find_spec gives None
-    assert "pip install bitsandbytes" in build_error("model=tiny_llama", "method=qlora")
+@pytest.mark.parametrize(
+    ("missing", "overrides", "extra"),
+    [
+        (["bitsandbytes"], ["model=tiny_llama", "method=qlora"], "qlora"),
+        (["bitsandbytes"], ["optimizer._target_=bitsandbytes.optim.AdamW8bit"], "qlora"),
+        (["tensorboard", "tensorboardX"], ["logger=tensorboard"], "tensorboard"),  # was: CSV instead, after loading
+    ],
+)
+def test_a_feature_without_its_extra_names_the_extra_before_the_model_loads(
+    monkeypatch: pytest.MonkeyPatch, missing: list[str], overrides: list[str], extra: str
+):
+    for module in missing:
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed: find_spec gives None
+    assert f'pip install "peftlab[{extra}]"' in build_error(*overrides)
+
+
+@pytest.mark.parametrize(
+    ("override", "plugin", "extra"),
+    [
+        ("sweep=lr_search", "hydra_plugins.hydra_optuna_sweeper", "search"),
+        ("hydra/sweeper=optuna", "hydra_plugins.hydra_optuna_sweeper", "search"),
+        ("hydra/launcher=slurm", "hydra_plugins.hydra_submitit_launcher", "slurm"),
+    ],
+)
+def test_a_hydra_plugin_without_its_extra_names_the_extra(tmp_path: Path, override: str, plugin: str, extra: str):
+    """Hydra fails the composition itself without the plugin, naming neither package nor extra: the command
+    looks for it first."""
+    code = (
+        f"import sys, runpy; sys.modules[{plugin!r}] = None; sys.argv = ['research.train', {override!r}, '-m']; "
+        "runpy.run_module('research.train', run_name='__main__')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=cli_env(), capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f'pip install "peftlab[{extra}]"' in proc.stderr and override.split("=")[0] in proc.stderr, proc.stderr
 
 
 def test_resuming_under_a_changed_config_is_refused_with_the_diff(tmp_path: Path):

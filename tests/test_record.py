@@ -4,12 +4,16 @@ warned); a hash of what determines the result; how a run ended (completed, faile
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import math
 import os
+import shutil
 import signal
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +21,15 @@ import pytest
 
 from research.runs.interrupts import Interrupted
 from research.runs.record import RunRecord, config_hash, read_record, write_json_atomic
+from tests.helpers import ROOT
+
+GIT_ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 
 
 def test_atomic_write_leaves_no_temp_file_and_replaces_whole(tmp_path: Path):
@@ -137,3 +150,24 @@ def test_a_stop_signal_inside_recorded_is_an_exit_status_of_128_plus_the_signal(
         time.sleep(5)  # the handler raises first
     assert stop.value.code == 143 and read_record(tmp_path)["status"] == "interrupted"
     assert signal.getsignal(signal.SIGTERM) is handler, "the previous handler is back"
+
+
+def test_a_record_names_peftlabs_version_and_a_checkouts_commit():
+    record = RunRecord.start({}, "lora", "tiny_t5", "synthetic")
+    assert record.versions["peftlab"] == importlib.metadata.version("peftlab")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert record.git_commit == (head or None)
+
+
+def test_installed_code_inside_another_repository_records_no_commit(tmp_path: Path):
+    """A virtual environment inside some checkout: that repository's commit says nothing of the code that ran."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "x"], check=True, env=GIT_ENV)
+    site = tmp_path / ".venv" / "lib" / "site-packages"
+    shutil.copytree(ROOT / "research", site / "research", ignore=shutil.ignore_patterns("__pycache__"))
+    code = "from research.runs.record import git_commit; print(git_commit())"
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "None"

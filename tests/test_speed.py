@@ -199,3 +199,17 @@ def test_evaluation_progress_counts_examples_under_the_stage_name(capsys) -> Non
     out = capsys.readouterr().out
     assert "zero_shot (examples)" in out and "examples/s" in out
     assert all(f"| {n}/10 [" in out for n in (4, 8, 10))  # batches of 4, counted in examples
+
+
+def test_the_rich_bar_counts_evaluation_in_examples_too(capsys) -> None:
+    module, datamodule = _built(
+        *LLAMA, "data.num_examples=100", "data.test_limit=10", "data.eval_batch_size=4", "generation.max_new_tokens=2"
+    )
+    (bar,) = progress_callbacks(compose_cfg().trainer, "rich")
+    trainer = pl.Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False, callbacks=[bar]
+    )
+    with module.scoring("zero_shot", base=True):
+        trainer.test(module, dataloaders=datamodule.test_dataloader(), verbose=False)
+    (task,) = bar.progress.tasks
+    assert (task.description, task.total, task.completed) == ("zero_shot (examples)", 10, 10)

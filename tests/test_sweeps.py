@@ -153,6 +153,8 @@ def test_slurm_launcher_gives_each_ddp_job_one_task_per_device():
     assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 1)
     assert launcher.timeout_min == 240 and launcher.submitit_folder.endswith("/.submitit/%j")
     assert compose_sweep("sweep=seeds", "hydra/launcher=slurm").hydra.launcher.tasks_per_node == 1
+    local = compose_sweep("sweep=seeds", "hydra/launcher=slurm", "local=example").hydra.launcher  # conf/local/
+    assert (local.partition, local.account) == ("gpu", "my-account") and launcher.partition is None
 
 
 def _launch(cwd: Path) -> tuple[subprocess.CompletedProcess, Path]:

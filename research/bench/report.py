@@ -12,8 +12,6 @@ import math
 import statistics
 from typing import Any
 
-from research.bench.timing import summary
-
 # (target name, what must hold, threshold)
 TARGETS = {
     "ours_vs_manual": 1.2,  # our training tokens/s over the hand-written loop's, per method, at least
@@ -26,6 +24,18 @@ TARGETS = {
     "qlora_base_vs_float32": 0.35,  # at most
     "startup_s": 5.0,  # `--help` and a config error answer within, at most (best of 3, fresh processes)
 }
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """Median and spread: the interquartile range is robust to the odd slow step of a shared machine."""
+    q1, _, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values[0],) * 3
+    return {
+        "median": statistics.median(values),
+        "iqr": q3 - q1,
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
 
 
 def method_summary(raw: dict[str, Any]) -> dict[str, Any]:

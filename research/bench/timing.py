@@ -1,4 +1,4 @@
-"""Step clocks for the three training loops, and the statistics reported for them.
+"""Step clocks for the three training loops (their statistics: research/bench/report.py).
 
 A step's time is the interval between the ends of two consecutive optimizer steps, so it includes
 everything a loop does between steps (data loading, collation, logging), not only the model. Both the
@@ -8,7 +8,6 @@ training loss is kept too: the loops' loss curves must agree."""
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import pytorch_lightning as pl
@@ -58,15 +57,3 @@ class HFClock(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):  # logging_steps=1: each step's own loss
         if logs and "loss" in logs:
             self.clock.losses.append(float(logs["loss"]))
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    """Median and spread: the interquartile range is robust to the odd slow step of a shared machine."""
-    q1, _, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values[0],) * 3
-    return {
-        "median": statistics.median(values),
-        "iqr": q3 - q1,
-        "min": min(values),
-        "max": max(values),
-        "n": len(values),
-    }

@@ -1,4 +1,7 @@
-"""The plots of comparison.html, drawn from the config rows (rows.group_row) and embedded as base64 PNG."""
+"""The plots of comparison.html, drawn from the config rows (rows.group_row) and embedded as base64 PNG.
+
+matplotlib is imported when the first figure is drawn, not with this module: `peftlab compare --help` answers
+without it (importing pyplot takes about a second)."""
 
 from __future__ import annotations
 
@@ -7,19 +10,27 @@ import io
 import json
 import statistics
 from collections.abc import Callable
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from research.compare.columns import Hyper, format_value
+from research.compare.records import is_number
+from research.compare.rows import HIDDEN_MODEL, HIDDEN_ZERO_SHOT, lower_is_better
 
-matplotlib.use("Agg")  # files only: no display, no GUI toolkit
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
-
-from research.compare.columns import Hyper, format_value  # noqa: E402
-from research.compare.records import is_number  # noqa: E402
-from research.compare.rows import HIDDEN_MODEL, HIDDEN_ZERO_SHOT, lower_is_better  # noqa: E402
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
 Row = dict[str, Any]
+
+
+def pyplot() -> ModuleType:
+    """matplotlib.pyplot on the Agg backend: files only, no display, no GUI toolkit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
 
 
 def make_plots(groups: list[Row], metric: str, hypers: list[Hyper]) -> dict[str, str]:
@@ -122,7 +133,7 @@ def png(fig: plt.Figure) -> str:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
+    pyplot().close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -150,7 +161,9 @@ def plot_tradeoff(rows: list[Row], metric: str, hypers: list[str]) -> plt.Figure
     """One colour and marker per method, its legend beside the axes; a config run at one seed (a grid point of a
     study's search) faded, one run at several seeds (a chosen rate) solid with its error bar. Each point is
     labelled only when there are few enough for the labels not to overlap."""
-    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    from matplotlib.ticker import NullFormatter
+
+    fig, ax = pyplot().subplots(figsize=(8.5, 4.5))
     for i, method in enumerate(sorted({r["method"] for r in rows})):
         mine = [r for r in rows if r["method"] == method]
         style = {"color": f"C{i % 10}", "marker": MARKERS[i // 10 % len(MARKERS)], "linestyle": "none"}
@@ -169,7 +182,6 @@ def plot_tradeoff(rows: list[Row], metric: str, hypers: list[str]) -> plt.Figure
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="trainable parameters (log)", ylabel=metric, title=f"{metric} vs trainable parameters")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    fig.tight_layout()
     return fig
 
 
@@ -183,7 +195,9 @@ def plot_by(
 ) -> plt.Figure:
     """`metric` against `x`, one line per `series` label. A positive axis is logarithmic: an integer one
     with `ticks_at_values` (LoRA rank, prompt length) in powers of two, ticked at the values run."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    from matplotlib.ticker import NullFormatter
+
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
     for label in dict.fromkeys(series(r) for r in rows):  # in the rows' order: rank 4 before 16
         _errorbar(ax, [r for r in rows if series(r) == label], x, metric, label=label)
     draw_zero_shot(ax, rows)
@@ -206,7 +220,7 @@ def plot_by(
 def plot_cost(rows: list[Row], hypers: list[str]) -> plt.Figure:
     label = labeller(rows, hypers)
     names = [f"{i}. {label(r)}" for i, r in enumerate(rows, 1)]  # numbered: labels may still coincide
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.35 * len(rows) + 1.5))
+    fig, axes = pyplot().subplots(1, 2, figsize=(10, 0.35 * len(rows) + 1.5))
     for ax, key, xlabel in zip(
         axes, ("peak_rss_mb mean", "train_s mean"), ("peak RSS (MB)", "train time (s)"), strict=True
     ):

@@ -15,6 +15,9 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from research import ours
+
+ours.check()  # every command passes here: another project's `research` package is named before it misleads
 PACKAGE = Path(__file__).resolve().parent.parent  # research/
 
 

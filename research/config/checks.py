@@ -7,7 +7,20 @@ import os
 import torch
 from omegaconf import DictConfig
 
+from research.config.extras import require
 from research.models.architectures import ARCHITECTURES
+
+
+def check_extras(cfg: DictConfig) -> None:
+    """The optional packages the config's choices need, each named with its extra (research/config/extras.py):
+    without them a 4-bit base fails mid-build and a TensorBoard logger is replaced by CSV once the model is in."""
+    if cfg.method.get("quantization") is not None:
+        require("qlora", f"method={cfg.method.name} (a 4-bit base)")
+    if str(cfg.optimizer.get("_target_", "")).startswith("bitsandbytes."):
+        require("qlora", f"optimizer._target_={cfg.optimizer._target_}")
+    for name, node in (cfg.get("logger") or {}).items():
+        if str(node.get("_target_", "")).endswith(".TensorBoardLogger"):
+            require("tensorboard", f"logger.{name}")
 
 
 def check_precision(cfg: DictConfig) -> None:

@@ -20,7 +20,11 @@ from research.config.fields import PROBABILITY, Field, at_least, flatten, positi
 from research.config.speed import Speed
 from research.methods.fields import method_fields
 
-CHOICES = {"split": ("train", "validation", "test"), "overwrite": (False, True)}  # top-level choices
+CHOICES = {  # top-level choices
+    "split": ("train", "validation", "test"),
+    "overwrite": (False, True),
+    "progress_bar": ("tqdm", "rich"),  # research/views/progress.py BARS
+}
 SECTIONS = ("seed", "method", "optimizer", "scheduler", "trainer", "generation", "data")
 
 FIELDS: dict[str, Field] = {

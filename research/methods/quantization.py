@@ -8,7 +8,6 @@ the same loader path as a real checkpoint, no private API."""
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 from transformers import BitsAndBytesConfig, PreTrainedModel
 
+from research.config.extras import require
 from research.models.loading import DTYPES
 from research.tasks import TASKS
 
@@ -31,8 +31,7 @@ class Quantization:
     compute_dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        if importlib.util.find_spec("bitsandbytes") is None:
-            raise ValueError("method.quantization: a 4-bit base needs bitsandbytes (pip install bitsandbytes)")
+        require("qlora", "method.quantization (a 4-bit base)")
         if self.quant_type not in QUANT_TYPES:
             raise ValueError(f"method.quantization.quant_type={self.quant_type!r}; allowed: {', '.join(QUANT_TYPES)}")
         if self.compute_dtype not in DTYPES:

@@ -1,6 +1,11 @@
 """Metrics by name: each a function (predictions, references) -> scores, registered with `@metric(name)`. A task
 lists the names it is scored by (research/tasks); a new metric is one function here and its decorator line.
-`rouge` and `bleu` are evaluate modules shipped in this package (offline); other evaluate names come from the hub.
+`rouge` is Google's rouge_score and `bleu` sacrebleu, called directly (offline, no metric scripts to load).
+
+ROUGE, two deliberate choices: the split's score is the arithmetic mean of per-example F1 (deterministic; the hub's
+`rouge` metric reports the median of 1,000 bootstrap means, which is random and differs from the mean by sampling
+noise), and the Porter stemmer is on. With several references an example is scored best-of (`rouge_score`'s
+`score_multi`) and, as `rouge*_mean`, by the mean over its references. rougeLsum splits sentences on newlines.
 
 A metric that has a score per example also registers that form with `@per_example(name)`: (predictions,
 references) -> {key: one score per row}. predictions.jsonl keeps them, and `peftlab compare` resamples them to
@@ -9,14 +14,12 @@ say whether two arms differ. Macro-F1 has none: it is a property of the whole sp
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import evaluate
 import sacrebleu
+from rouge_score import rouge_scorer
 
-LOCAL = Path(__file__).parent
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 Metric = Callable[[list[Any], list[Any]], dict[str, float]]
 PerExample = Callable[[list[Any], list[Any]], dict[str, list[float]]]
@@ -63,13 +66,6 @@ def example_scores(names: Iterable[str], predictions: list[Any], references: lis
     return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
-@cache
-def load_metric(name: str) -> evaluate.EvaluationModule:
-    """`rouge` and `bleu` load from this package by path (no hub); any other name goes to the hub."""
-    local = LOCAL / name / f"{name}.py"
-    return evaluate.load(str(local) if local.exists() else name)
-
-
 @metric("rouge")
 def rouge(predictions: list[str], references: list[list[str]]) -> dict[str, float]:
     """ROUGE-1/2/L/Lsum F1 in 0..1. With several references per example, `rouge*` is best-of and `rouge*_mean`
@@ -80,18 +76,26 @@ def rouge(predictions: list[str], references: list[list[str]]) -> dict[str, floa
 @per_example("rouge")
 def rouge_rows(predictions: list[str], references: list[list[str]]) -> dict[str, list[float]]:
     """Each row's ROUGE F1 (`rouge` is their mean)."""
-    module = load_metric("rouge")
-    rows = module.compute(predictions=predictions, references=references, multi_ref="max", use_aggregator=False)
-    if any(len(refs) > 1 for refs in references):
-        mean = module.compute(predictions=predictions, references=references, multi_ref="mean", use_aggregator=False)
-        rows.update({f"{k}_mean": v for k, v in mean.items()})
+    scorer = rouge_scorer.RougeScorer(rouge_types=list(ROUGE_TYPES), use_stemmer=True)
+    rows: dict[str, list[float]] = {t: [] for t in ROUGE_TYPES}
+    several = any(len(refs) > 1 for refs in references)
+    rows |= {f"{t}_mean": [] for t in ROUGE_TYPES} if several else {}
+    for prediction, refs in zip(predictions, references, strict=True):
+        for t, score in scorer.score_multi(list(refs), prediction).items():
+            rows[t].append(score.fmeasure)
+        if several:
+            each = [scorer.score(ref, prediction) for ref in refs]
+            for t in ROUGE_TYPES:
+                rows[f"{t}_mean"].append(sum(s[t].fmeasure for s in each) / len(each))
     return rows
 
 
 @metric("bleu")
 def bleu(predictions: list[str], references: list[list[str]]) -> dict[str, float]:
-    """Corpus BLEU (sacrebleu, 0..100) over every reference, as corpus BLEU does."""
-    return load_metric("bleu").compute(predictions=predictions, references=references)
+    """Corpus BLEU (sacrebleu, 0..100) over every reference, as corpus BLEU does. sacrebleu wants one stream per
+    reference position: a row with fewer references repeats its first."""
+    streams = [[refs[i] if i < len(refs) else refs[0] for refs in references] for i in range(max(map(len, references)))]
+    return {"bleu": sacrebleu.corpus_bleu(predictions, streams).score}
 
 
 @per_example("bleu")

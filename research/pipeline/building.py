@@ -17,7 +17,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from research.config import build_node
-from research.config.checks import check_precision, check_strategy
+from research.config.checks import check_extras, check_precision, check_strategy
 from research.config.schema import check_arguments, check_config
 from research.config.speed import Speed
 from research.data import DataModule, build_data, check_num_labels
@@ -52,6 +52,7 @@ def assemble(cfg: DictConfig, weights: Path | None = None, callbacks: Sequence[p
     """The run's loop module and data. `weights` (a run's weights/) are loaded by the method onto the fresh
     base instead of injecting a new, untrained method."""
     check_config(cfg)
+    check_extras(cfg)
     check_precision(cfg)
     check_strategy(cfg, relaunch.is_multirun())
     check_resume(cfg)

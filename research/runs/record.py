@@ -30,19 +30,24 @@ from research.runs.sweep_root import sweep_root
 log = logging.getLogger(__name__)
 SCHEMA = 1
 RUN_FILE = "run.json"
-PACKAGES = (
+PACKAGES = (  # their versions in every record
+    "peftlab",
     "torch",
     "transformers",
     "peft",
     "pytorch-lightning",
     "hydra-core",
     "datasets",
-    "evaluate",
+    "rouge-score",  # the metrics' own code decides the scores
+    "sacrebleu",
     "wandb",
 )
 # Config keys that do not change what a run computes: excluded from the config hash (a resumed run
 # has the same hash as the run it continues).
-VOLATILE_KEYS = ("paths", "hydra", "logger", "callbacks", "tags", "resume", "overwrite", "ckpt_path", "push_to_hub")
+VOLATILE_KEYS = (
+    *("paths", "hydra", "logger", "callbacks", "tags", "resume", "overwrite", "ckpt_path", "push_to_hub"),
+    *("progress_bar", "local"),  # how a run is shown, this machine's accounts
+)
 # What every reader of a record indexes (compare, summaries, skip-on-relaunch): a record without one of
 # these, or with another type, is skipped like an unreadable one.
 REQUIRED = {
@@ -242,10 +247,16 @@ def library_versions() -> dict[str, str]:
 
 
 def git_commit() -> str | None:
+    """The checkout's commit, when the code that runs is a checkout's research/; None when it is an installed
+    wheel, even one in a virtual environment inside some repository (whose commit says nothing of this code)."""
+    package = Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+            ["git", "rev-parse", "--show-toplevel", "HEAD"], capture_output=True, text=True, timeout=5, cwd=package
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None
+    lines = out.stdout.split()
+    if out.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != package.parent:
+        return None
+    return lines[1]

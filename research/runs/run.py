@@ -113,7 +113,8 @@ class Run:
         self.record.artifacts |= wandb_run.recorded_run() | ({"logger_fallback": note} if note else {})
         for lg in loggers:
             lg.log_hyperparams(wandb_run.hyperparams(self.record))
-        extra: list[pl.Callback] = [*progress_callbacks(self.cfg.trainer), KeptPredictions()]
+        bar = progress_callbacks(self.cfg.trainer, self.cfg.get("progress_bar", "tqdm"))
+        extra: list[pl.Callback] = [*bar, KeptPredictions()]
         if training:
             extra.append(RecordProgress(self.record, self.dir))
             extra += [LearningRateMonitor(logging_interval="step")] if loggers else []  # `train/lr` per step
