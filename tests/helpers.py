@@ -227,12 +227,13 @@ def write_run(
     total: int = 100_000,
     status: str = "completed",
     started_at: float = 0.0,
+    head: int = 0,
 ) -> Path:
     """A run.json as research.train writes it, for the config these overrides compose."""
     run_dir = root / name
     cfg = compose_cfg(f"paths.output_dir={run_dir}", *overrides)
     record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), cfg.method.name, cfg.model.name, cfg.data.name)
-    return finish(record, run_dir, metrics, trainable, total, status, started_at)
+    return finish(record, run_dir, metrics, trainable, total, status, started_at, head)
 
 
 def finish(
@@ -243,11 +244,14 @@ def finish(
     total: int,
     status: str,
     started_at: float,
+    head: int = 0,
 ) -> Path:
-    """Fill in what a run of this `status` leaves in its record, and write it to `run_dir`."""
+    """Fill in what a run of this `status` leaves in its record (`head`: how many of the trainable parameters
+    are a classifier's task head), and write it to `run_dir`."""
     record.started_at = started_at
     if status == "completed":
         record.params = {"trainable": trainable, "total": total, "trainable_pct": 100 * trainable / total}
+        record.params |= {"head": head, "trainable_without_head": trainable - head}
         record.metrics = metrics or {"test/rouge1": 0.5, "zero_shot/rouge1": 0.1, "test/loss": 1.0}
         record.timing = {"train_s": 2.0}
         record.memory = {"peak_rss_mb": 900.0}

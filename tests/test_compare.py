@@ -244,6 +244,17 @@ def test_every_config_key_that_differs_gets_a_column_nested_ones_too(tmp_path: P
     assert markdown.splitlines()[0].startswith("| method | model | data | peft_config.r | train_limit | weight_decay |")
 
 
+def test_a_record_from_before_head_lr_is_one_config_with_a_run_that_leaves_it_null(tmp_path: Path):
+    """optimizer.head_lr came later: a record without it ran at its default (null, the method's rate), so it
+    averages with a run that leaves it null; a rate set is another config, in a column of its own."""
+    write_record(tmp_path, "before", loha(4, seed=1), metrics={"test/loss": 1.0})
+    write_record(tmp_path, "null", loha(4, seed=2, optimizer__head_lr=None), metrics={"test/loss": 3.0})
+    write_record(tmp_path, "set", loha(4, seed=1, optimizer__head_lr=1e-3), metrics={"test/loss": 0.5})
+    report = compare.build_report(compare.load_records([tmp_path]))
+    assert [h.key for h in report.hypers] == ["optimizer.head_lr"]
+    assert {g["head_lr"]: g["seeds"] for g in report.groups} == {"null": 2, 1e-3: 1}
+
+
 def test_a_key_only_one_method_has_is_no_column_unless_it_varies(tmp_path: Path):
     write_record(tmp_path, "loha", loha(4))
     adapter = loha(4) | {"method": {"name": "adapter", "lr": 1e-3, "bottleneck_size": None, "mode": "houlsby"}}
@@ -381,8 +392,9 @@ def test_the_metric_named_instead_is_one_that_differs(tmp_path: Path):
 
 def test_md_and_html_write_every_number_alike_and_csv_keeps_raw_values(tmp_path: Path):
     metrics = {"test/rouge1": 0.123456, "test/loss": 12.5, "zero_shot/rouge1": 0.05}
-    write_run(tmp_path, "a", "method.peft_config.r=4", metrics=metrics, trainable=1_234_567, total=987_654_321)
-    write_run(tmp_path, "b", "method.lr=0.0001", metrics=metrics, trainable=1_234_567, total=987_654_321)
+    counts = {"trainable": 1_234_567, "total": 987_654_321, "head": 148_610}
+    write_run(tmp_path, "a", "method.peft_config.r=4", metrics=metrics, **counts)
+    write_run(tmp_path, "b", "method.lr=0.0001", metrics=metrics, **counts)
     compare.main([str(tmp_path)])
     with (tmp_path / "comparison.csv").open() as fh:
         row = next(r for r in csv.DictReader(fh) if r["peft_config.r"] == "4")
@@ -392,6 +404,7 @@ def test_md_and_html_write_every_number_alike_and_csv_keeps_raw_values(tmp_path:
         "test/loss": "12.5000",
         "zero_shot/rouge1": "0.0500",
         "trainable": "1,234,567",
+        "trainable_without_head": "1,085,957",  # the method's own, apart from a classifier's new head
         "total_params": "987,654,321",
         "trainable_pct": "0.12",
         "train_s": "2.0",

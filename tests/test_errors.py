@@ -77,6 +77,12 @@ def test_unknown_group_choice_lists_the_available_ones(override: str, listed: li
         (["optimizer.weight_decay=-1"], r"optimizer\.weight_decay=-1 must be a finite number >= 0"),
         (["optimizer.betas=[0.9,1.5]"], r"optimizer\.betas\.1=1\.5 must be a finite number >= 0 and < 1"),
         (["+optimizer.lr=0.1"], r"optimizer\.lr: the learning rate is method\.lr"),
+        (["optimizer.head_lr=0"], r"optimizer\.head_lr=0 must be a finite number > 0 \(or null\)"),
+        (
+            ["optimizer.head_lr=0.001"],
+            r"optimizer\.head_lr=0\.001 is a classifier's task-head rate; model\.task=seq2seq",
+        ),
+        (["method=head"], r"method=head trains only a classifier's task head, and model\.task=seq2seq has none"),
         (
             ["scheduler.name=wobbly"],
             r"scheduler\.name='wobbly'; allowed \(transformers\.get_scheduler\): linear, cosine",

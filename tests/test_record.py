@@ -57,6 +57,17 @@ def test_a_moved_function_keeps_the_config_hash_that_earlier_records_carry():
     assert config_hash({**now, "seed": 2}) != recorded
 
 
+def test_a_field_added_since_and_left_at_its_default_keeps_the_config_hash():
+    """optimizer.head_lr came after records began: null (the method's rate, what every earlier run did) hashes as
+    a record without the field did, so earlier runs are still skipped and resumed; a rate set is another config."""
+    before = {"seed": 1, "optimizer": {"weight_decay": 0.0}}
+    recorded = hashlib.sha256(json.dumps(before, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    now = {"seed": 1, "optimizer": {"weight_decay": 0.0, "head_lr": None}}
+    assert config_hash(now) == config_hash(before) == recorded
+    assert config_hash({**now, "optimizer": {"weight_decay": 0.0, "head_lr": 1e-3}}) != recorded
+    assert now["optimizer"] == {"weight_decay": 0.0, "head_lr": None}, "the config itself is left as it was"
+
+
 def test_record_lifecycle(tmp_path: Path):
     record = RunRecord.start({"seed": 3}, "lora", "tiny_t5", "synthetic")
     record.write(tmp_path)

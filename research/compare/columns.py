@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from research.config.fields import flatten
-from research.runs.record import VOLATILE_KEYS
+from research.runs.record import ADDED_FIELDS, VOLATILE_KEYS
 
 BOOKKEEPING = (*VOLATILE_KEYS, "task_name")  # top-level keys ignored with everything under them
 SEED_KEYS = ("seed", "data.seed")  # what "differ only by seed" ignores
@@ -22,7 +22,7 @@ SHOWN_ELSEWHERE = ("method.name", "model.name", "data.name")
 PLUMBING = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")  # Hydra instantiation keys
 GROUP_ORDER = ("method", "model", "data")  # hyperparameter columns: the method's first
 # Cell formats by column (metric columns, named `split/name`, are told by their slash).
-COUNTS = ("total_params", "trainable")
+COUNTS = ("total_params", "trainable", "trainable_without_head")
 PERCENTS = ("trainable_pct",)
 SECONDS = ("train_s", "train_s mean")
 MEGABYTES = ("peak_rss_mb", "peak_rss_mb mean")
@@ -37,10 +37,12 @@ class Hyper:
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """The flattened config less bookkeeping and seed: what two runs of one config share."""
+    """The flattened config less bookkeeping and seed: what two runs of one config share. A record from
+    before a field was added ran at its default, so it is compared as having it."""
+    added = {f"{s}.{k}": default for (s, k), default in ADDED_FIELDS.items() if isinstance(config.get(s), dict)}
     return {
         key: value
-        for key, value in flatten(config).items()
+        for key, value in (added | flatten(config)).items()
         if key.split(".", 1)[0] not in BOOKKEEPING and key not in SEED_KEYS
     }
 

@@ -24,6 +24,7 @@ FIXED_COLUMNS = {
     "seeds",
     "total_params",
     "trainable",
+    "trainable_without_head",
     "trainable_pct",
     "train_s",
     "peak_rss_mb",
@@ -86,6 +87,7 @@ def run_row(record: dict[str, Any], metric: str, hypers: list[Hyper], also: tupl
         **hyper_cells(record, hypers),
         "total_params": params.get("total"),
         "trainable": params.get("trainable"),
+        "trainable_without_head": params.get("trainable_without_head"),  # a classifier's method, apart from its head
         "trainable_pct": params.get("trainable_pct"),
     }
     # val/loss is what sweep=lr_search selects on; dict.fromkeys: the headline may be one of the others
@@ -141,6 +143,7 @@ def group_row(group: Group, metric: str, hypers: list[Hyper], also: tuple[str, .
         "seeds": len(group.runs),
         "total_params": first["params"].get("total"),
         "trainable": first["params"].get("trainable"),
+        "trainable_without_head": first["params"].get("trainable_without_head"),
         "trainable_pct": first["params"].get("trainable_pct"),
         **spread,
         "train_s mean": mean_std(group.values(lambda r: r["timing"].get("train_s")))[0],

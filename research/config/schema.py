@@ -31,6 +31,7 @@ FIELDS: dict[str, Field] = {
     "seed": at_least(0),
     "optimizer.weight_decay": at_least(0, "number"),
     "optimizer.eps": positive(),
+    "optimizer.head_lr": positive(nullable=True),
     "optimizer.betas.*": PROBABILITY,
     "scheduler.warmup_ratio": PROBABILITY,
     "scheduler.warmup_steps": at_least(0, nullable=True),

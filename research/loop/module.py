@@ -25,7 +25,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from research.config.speed import Speed
-from research.methods.base import Method
+from research.methods.base import Method, in_head
 from research.tasks import Task
 from research.tasks.base import stock_forward
 
@@ -42,11 +42,13 @@ class FineTuneModule(pl.LightningModule):
         scheduler: functools.partial,
         generation: Mapping[str, Any],
         speed: Speed = Speed(),
+        heads: tuple[str, ...] = (),
+        head_lr: float | None = None,
     ) -> None:
         super().__init__()
         self.model, self.method, self.tokenizer, self.task = model, method, tokenizer, task
         self.make_optimizer, self.make_scheduler, self.generation = optimizer, scheduler, dict(generation)
-        self.speed = speed
+        self.speed, self.heads, self.head_lr = speed, heads, head_lr
         self.stage, self._use_base = "test", False
         self.last_eval: dict[str, list] = {}  # the latest evaluation's rows, for the examples and predictions callbacks
         self.tokens_seen = 0  # non-padding input tokens trained on, for tokens/s
@@ -89,9 +91,23 @@ class FineTuneModule(pl.LightningModule):
             self._steps_done = self.trainer.global_step
             self.method.on_optimizer_step(self.model, self._steps_done)
 
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The task head (`heads`) at `head_lr` in a group of its own, so every arm of a methods table trains its
+        head at one rate; the rest at the method's `lr`. Without `head_lr` one group at the method's `lr`, as
+        before the field existed (a run that leaves it unset computes and hashes what it did then)."""
+        trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if self.head_lr is None:
+            return [{"params": [p for _, p in trainable], "lr": self.method.lr}]
+        head = [p for n, p in trainable if in_head(n, self.heads)]
+        own = [p for n, p in trainable if not in_head(n, self.heads)]
+        groups = [
+            {"params": own, "lr": self.method.lr, "name": "method"},
+            {"params": head, "lr": self.head_lr, "name": "head"},
+        ]
+        return [g for g in groups if g["params"]]
+
     def configure_optimizers(self) -> dict[str, Any]:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = self.make_optimizer(params, lr=self.method.lr)
+        optimizer = self.make_optimizer(self.param_groups(), lr=self.method.lr)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = self.make_scheduler.keywords.get("warmup_steps")
         if warmup is not None and warmup >= total:

@@ -13,6 +13,7 @@ EXPORTS = {
     "Adapter": "research.methods.adapter",
     "Context": "research.methods.base",
     "Full": "research.methods.full",
+    "Head": "research.methods.head",
     "MergeRefused": "research.methods.base",
     "Method": "research.methods.base",
     "PeftMethod": "research.methods.peft",

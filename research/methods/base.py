@@ -19,7 +19,8 @@ A task head (a classifier's new layer over its classes: `ctx.heads`) trains besi
 method has to unfreeze it: when `inject` returns the base itself, changed in place (full, selective, adapter),
 the pipeline makes the heads trainable afterwards (`train_heads`); a method that wraps the base instead
 trains `ctx.heads` in its wrapper (peft: `modules_to_save`). Hence a method's `save` must keep every
-trainable tensor, not only its own (the default does), and `load` must put them back.
+trainable tensor, not only its own (the default does), and `load` must put them back. The head trains at
+`optimizer.head_lr` when it is set, else at the method's `lr` (the loop's optimizer: research/loop/module.py).
 """
 
 from __future__ import annotations
@@ -72,6 +73,20 @@ def task_heads(model: nn.Module, task: Task) -> tuple[str, ...]:
     return tuple(head_modules([n for n, _ in model.named_modules()], model.config.model_type))
 
 
+def in_head(name: str, heads: tuple[str, ...]) -> bool:
+    """Whether the parameter `name` belongs to one of the task-head modules `heads`: the head itself (in place)
+    or peft's copy of it (`base_model.model.classifier.modules_to_save.default.weight`)."""
+    return any(f".{head}." in f".{name}" for head in heads)
+
+
+def head_counts(model: nn.Module, heads: tuple[str, ...]) -> dict[str, int]:
+    """Trainable parameters of the task head and of everything else, so that a methods table can tell the
+    method from the new head that trains beside it (on a small classifier the head is most of a PEFT arm)."""
+    trainable = [(n, p.numel()) for n, p in model.named_parameters() if p.requires_grad]
+    head = sum(size for name, size in trainable if in_head(name, heads))
+    return {"head": head, "trainable_without_head": sum(size for _, size in trainable) - head}
+
+
 def train_heads(base: nn.Module, model: nn.Module, heads: tuple[str, ...]) -> None:
     """The task head is new for the task, so it trains whatever the method: made trainable here when the
     method changed `base` in place (`model`, what `inject` returned, is `base`). A wrapping method trains
@@ -106,6 +121,7 @@ class Method:
     """Base of every method. `name` is the conf/method file name; `lr` the method's own learning rate."""
 
     has_soft_prompt = False  # offered the soft-prompt neighbours analysis (conf/callbacks/soft_prompt.yaml)
+    needs_head = False  # trains nothing but the task head: a task without one is refused before the model loads
 
     def __init__(self, name: str, lr: float) -> None:
         self.name, self.lr = name, lr  # lr is checked with the config (research/methods/fields.py)

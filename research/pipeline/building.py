@@ -22,7 +22,7 @@ from research.config.schema import check_arguments, check_config
 from research.config.speed import Speed
 from research.data import DataModule, build_data, check_num_labels
 from research.loop.module import FineTuneModule
-from research.loop.optim import check_optimizer, check_scheduler
+from research.loop.optim import check_optimizer, check_scheduler, head_rate
 from research.methods.base import Context, Method, count_parameters, task_heads, train_heads
 from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base, fingerprint
@@ -35,10 +35,12 @@ WEIGHTS = "weights"  # a run's folder: the method's saved weights
 
 @dataclass(frozen=True)
 class Base:
-    """The untouched base model as the run loaded it: its fingerprint (what weights fit) and size."""
+    """The untouched base model as the run loaded it: its fingerprint (what weights fit), size and task-head
+    modules (`task_heads`)."""
 
     fingerprint: str
     params: int
+    heads: tuple[str, ...] = ()
 
 
 @dataclass
@@ -57,14 +59,17 @@ def assemble(cfg: DictConfig, weights: Path | None = None, callbacks: Sequence[p
     check_strategy(cfg, relaunch.is_multirun())
     check_resume(cfg)
     method: Method = build_node(cfg.method)
-    optimizer, scheduler = build_node(cfg.optimizer), build_node(cfg.scheduler)
+    optimizer_node, head_lr = head_rate(cfg.optimizer)
+    optimizer, scheduler = build_node(optimizer_node), build_node(cfg.scheduler)
     check_optimizer(optimizer, cuda=str(cfg.trainer.accelerator) in ("gpu", "cuda"))
     check_scheduler(scheduler)
-    for section in ("optimizer", "trainer"):  # a key added with `+` that the class does not take
-        check_arguments(cfg[section], section)
+    for node, section in ((optimizer_node, "optimizer"), (cfg.trainer, "trainer")):  # a key added with `+`
+        check_arguments(node, section)  # that the class does not take
+    task = Task.parse(cfg.model.task)
+    check_head(task, method, head_lr)
     for callback in callbacks:
         if hasattr(callback, "preflight"):
-            callback.preflight(Task.parse(cfg.model.task), method)
+            callback.preflight(task, method)
     spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))  # checks a local model folder
     check_num_labels(cfg.data.get("label_names"), spec.num_labels)
     tokenizer = build_tokenizer(spec)
@@ -81,8 +86,24 @@ def assemble(cfg: DictConfig, weights: Path | None = None, callbacks: Sequence[p
         scheduler=scheduler,
         generation=cfg.generation,
         speed=Speed.from_config(cfg.get("speed")),
+        heads=base.heads,
+        head_lr=head_lr,
     )
     return Built(module, datamodule, base)
+
+
+def check_head(task: Task, method: Method, head_lr: float | None) -> None:
+    """A head-only method, or a head's own rate, on a task without a head would train nothing or change nothing:
+    refused before the model loads."""
+    if task.has_head:
+        return
+    if method.needs_head:
+        raise ValueError(
+            f"method={method.name} trains only a classifier's task head, and model.task={task} has none; "
+            "use it with model.task=classification"
+        )
+    if head_lr is not None:
+        raise ValueError(f"optimizer.head_lr={head_lr} is a classifier's task-head rate; model.task={task} has no head")
 
 
 def build(
@@ -104,8 +125,8 @@ def model_of(
     """The base built as the config says, then the method injected (and the task head trained beside it), or a
     run's `weights` loaded by the method that wrote them (refused on another base than the one they were trained on)."""
     base_model = build_base(spec, tokenizer, method, seed=seed)
-    base = Base(fingerprint(base_model), count_parameters(base_model)["total"])
-    ctx = replace(ctx, heads=task_heads(base_model, spec.task))
+    base = Base(fingerprint(base_model), count_parameters(base_model)["total"], task_heads(base_model, spec.task))
+    ctx = replace(ctx, heads=base.heads)
     if weights is None:
         model = method.inject(base_model, ctx)
         train_heads(base_model, model, ctx.heads)

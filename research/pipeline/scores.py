@@ -6,15 +6,17 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from research.methods.base import count_parameters
+from research.methods.base import count_parameters, head_counts
 from research.pipeline.building import Built
 
 
 def described(built: Built, zero_shot: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
-    """Parameter counts and what the record keeps of the build. Zero-shot scores the base as loaded: the
-    composed method's injected parameters are not its own."""
+    """Parameter counts (the task head's apart: `head`, `trainable_without_head`) and what the record keeps of
+    the build. Zero-shot scores the base as loaded: the composed method's injected parameters are not its own."""
     model, data = built.module.model, built.datamodule
-    params = untrained(built.base.params) if zero_shot else count_parameters(model)
+    params = (
+        untrained(built.base.params) if zero_shot else count_parameters(model) | head_counts(model, built.base.heads)
+    )
     artifacts: dict[str, Any] = {
         "base_fingerprint": built.base.fingerprint,
         "truncated_inputs": data.truncated,

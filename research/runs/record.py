@@ -64,6 +64,9 @@ REQUIRED = {
 }
 # `_target_` paths of this package that moved, hashed under their first path (see config_hash).
 HASHED_AS = {"research.loop.optim.warmup_schedule": "research.optim.warmup_schedule"}
+# Fields added after records began, at the default that computes what every run did before them. A record
+# without one ran at that default; a config that leaves one there is hashed without it (see config_hash).
+ADDED_FIELDS: dict[tuple[str, str], Any] = {("optimizer", "head_lr"): None}
 _reported: set[Path] = set()  # unreadable records already warned about (once each per process)
 
 
@@ -225,8 +228,12 @@ def write_atomic(path: Path, data: bytes) -> Path:
 def config_hash(config: dict[str, Any]) -> str:
     """Hash of what determines the result (not where it is written or how it is logged). A function of
     this package is hashed under the path it had when records began (`HASHED_AS`), so moving a module
-    never makes an earlier run of the same config look like another one (skip, resume, W&B names)."""
+    never makes an earlier run of the same config look like another one (skip, resume, W&B names); so is a
+    field added since, left at its default (`ADDED_FIELDS`): the hash is the one the run had before the field."""
     relevant = {k: _hashed_targets(v) for k, v in config.items() if k not in VOLATILE_KEYS}
+    for (section, key), default in ADDED_FIELDS.items():
+        if isinstance(relevant.get(section), dict) and relevant[section].get(key, default) == default:
+            relevant[section].pop(key, None)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

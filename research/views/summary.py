@@ -31,6 +31,8 @@ def run_table(record: dict[str, Any]) -> str:
         lines.append(f"  {name:<12}{_fmt(m.get(f'zero_shot/{name}')):>11}{_fmt(m.get(f'test/{name}')):>12}")
     if p:
         lines.append(f"  trainable {p['trainable']:,} / {p['total']:,} ({p['trainable_pct']:.2f}%)")
+        if p.get("head"):  # a classifier: how much of that is the new task head, which trains under every method
+            lines.append(f"  trainable without the task head {p['trainable_without_head']:,} (head {p['head']:,})")
     lines.append("  " + "  ".join(f"{k} {v:.1f}" for k, v in t.items()))
     return "\n".join(lines)
 
