@@ -92,7 +92,7 @@ def arm_row(label: str, runs: list, metric: str, also: tuple[str, ...], summary:
     mean, std = mean_std([r["metrics"][metric] for r in runs if is_number(r["metrics"].get(metric))])
     row: Row = {
         "arm": label,
-        "trainable %": first["params"].get("trainable_pct"),
+        "trainable %": trainable_cell(first["params"]),
         f"{metric} (mean ± std, seeds)": cell(mean, std, len(runs)),
         "95% CI": span(summary.low, summary.high) if summary else "",
     }
@@ -105,6 +105,18 @@ def arm_row(label: str, runs: list, metric: str, also: tuple[str, ...], summary:
     others = [(k, mean_std([r["metrics"][k] for r in runs if is_number(r["metrics"].get(k))])[0]) for k in also]
     row["other metrics (mean)"] = "; ".join(f"{k} {v:.4f}" for k, v in others if v is not None)
     return row
+
+
+def trainable_cell(params: dict[str, Any]) -> str:
+    """The trainable share, and without a classifier's new head where the run has one: the head trains beside
+    every method, so the share without it is the method's own."""
+    share, total = params.get("trainable_pct"), params.get("total")
+    if not is_number(share):
+        return ""
+    without = params.get("trainable_without_head")
+    if params.get("head") and is_number(without) and total:
+        return f"{share:.3g} ({100 * without / total:.3g} without the head)"
+    return f"{share:.3g}"
 
 
 def cell(mean: float | None, std: float | None, seeds: int) -> str:
