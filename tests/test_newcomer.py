@@ -24,7 +24,7 @@ from research.models import ModelSpec, build_tokenizer
 from research.models.loading import build_base
 from research.pipeline import build, evaluate, rebuild
 from research.pipeline.serving import answer, prompts
-from research.runs import read_record
+from research.runs import read_record, sweep_names
 from tests.helpers import (
     CONF,
     DIALOGSUM,
@@ -102,7 +102,9 @@ MODEL_SIZE = "model.config={d_model:64,d_ff:128,d_kv:16,num_heads:4,num_layers:1
     ],
 )  # fmt: skip
 def test_every_sweep_names_its_job_folders_by_the_swept_values(job_overrides: list[str], folder: str):
-    """Composed as Hydra composes job 2 of the sweep: with that job's overrides."""
+    """Composed as Hydra composes job 2 of the sweep: with that job's overrides (and the resolver every command
+    registers as it starts, which this test must not owe to a test that ran before it)."""
+    sweep_names.register()
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=job_overrides, return_hydra_config=True)
     with read_write(cfg.hydra), open_dict(cfg.hydra):
