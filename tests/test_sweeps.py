@@ -80,7 +80,7 @@ def test_sweep_composes_to_a_multirun_of_its_jobs(name: str):
     assert cfg.hydra.sweeper._target_ == BASIC
     assert cfg.task_name == f"sweep_{name}", "outputs/sweep_<name>/multiruns/<time>/"
     assert expand(cfg) == EXPECTED[name]
-    assert "WANDB_RUN_GROUP" not in cfg.hydra.job.env_set, "W&B group: from the sweep folder, not the launch time"
+    assert "WANDB_RUN_GROUP" not in cfg.hydra.job.env_set, "W&B group: from the sweep root, not the launch time"
 
 
 def test_lora_rank_sweeps_lora_with_fixed_alpha_and_tags_the_rank():
