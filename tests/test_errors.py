@@ -163,8 +163,8 @@ def test_a_feature_without_its_extra_names_the_extra_before_the_model_loads(
 @pytest.mark.parametrize(
     ("override", "plugin", "extra"),
     [
-        ("sweep=lr_search", "hydra_plugins.hydra_optuna_sweeper", "search"),
-        ("hydra/sweeper=optuna", "hydra_plugins.hydra_optuna_sweeper", "search"),
+        ("sweep=lr_search", "optuna", "search"),
+        ("hydra/sweeper=peftlab_optuna", "optuna", "search"),
         ("hydra/launcher=slurm", "hydra_plugins.hydra_submitit_launcher", "slurm"),
     ],
 )

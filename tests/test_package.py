@@ -134,7 +134,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    for name in ("research", "conf", "sweeps"):  # conf/sweep stays a link to ../sweeps/sweep
+    for name in ("research", "hydra_plugins", "conf", "sweeps"):  # conf/sweep stays a link to ../sweeps/sweep
         shutil.copytree(ROOT / name, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q"]
@@ -209,7 +209,10 @@ def _run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_the_wheel_carries_every_module_and_every_config(wheel: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {
-        p.relative_to(ROOT).as_posix() for p in (ROOT / "research").rglob("*.py") if "__pycache__" not in p.parts
+        p.relative_to(ROOT).as_posix()
+        for package in ("research", "hydra_plugins")
+        for p in (ROOT / package).rglob("*.py")
+        if "__pycache__" not in p.parts
     }
     assert modules <= names, f"missing from pyproject's packages: {sorted(modules - names)}"
     configs = {f"research/{p.relative_to(ROOT).as_posix()}" for p in (ROOT / "conf").rglob("*.yaml")}
@@ -274,4 +277,6 @@ def test_installed_sweep_group_composes_for_train_and_evaluate(venv: Path, tmp_p
         _run(venv, "python", "-m", "research.evaluate", "sweep=seeds", *sweeper, cwd=tmp_path).stdout
     )
     assert cfg.params.seed == "1,2,3"
+    search = OmegaConf.create(_run(venv, "peftlab", "train", "sweep=lr_search", *sweeper, cwd=tmp_path).stdout)
+    assert search._target_ == "hydra_plugins.peftlab_optuna.sweeper.OptunaSweeper", "the wheel's own sweeper"
     assert not (tmp_path / "outputs").exists(), "--cfg composes only"

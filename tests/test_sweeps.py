@@ -1,5 +1,7 @@
 """Sweep configs in sweeps/sweep/: each composes through real Hydra and expands to its job list; a real
-multirun survives a failing job, reports it in its exit status, and a re-launch skips what completed."""
+multirun survives a failing job, reports it in its exit status, and a re-launch skips what completed; the
+learning-rate search is a real optuna study in a real database (sqlite; PostgreSQL when a server is given),
+resumed after a kill and shared by concurrent launches."""
 
 from __future__ import annotations
 
@@ -7,18 +9,24 @@ import json
 import os
 import subprocess
 import sys
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import optuna
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from optuna.distributions import LogUniformDistribution
+from optuna.distributions import FloatDistribution
+from optuna.trial import FrozenTrial, TrialState
 
+from hydra_plugins.peftlab_optuna.sweeper import distribution
 from research import compare
-from tests.helpers import CONF, ROOT, run_cli
+from tests.helpers import CONF, ROOT, run_cli, start_cli
 
 SWEEPS_DIR = ROOT / "sweeps"
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -80,7 +88,7 @@ def test_sweep_composes_to_a_multirun_of_its_jobs(name: str):
     assert cfg.hydra.sweeper._target_ == BASIC
     assert cfg.task_name == f"sweep_{name}", "outputs/sweep_<name>/multiruns/<time>/"
     assert expand(cfg) == EXPECTED[name]
-    assert "WANDB_RUN_GROUP" not in cfg.hydra.job.env_set, "W&B group: from the sweep folder, not the launch time"
+    assert "WANDB_RUN_GROUP" not in cfg.hydra.job.env_set, "W&B group: from the sweep root, not the launch time"
 
 
 def test_lora_rank_sweeps_lora_with_fixed_alpha_and_tags_the_rank():
@@ -107,14 +115,13 @@ def test_seeds_compose_with_another_sweep_as_a_product():
 
 
 def test_lr_search_is_an_optuna_log_range_on_the_learning_rate():
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
-
-    cfg = compose_sweep("sweep=lr_search")
-    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    cfg = compose_sweep("sweep=lr_search", "hydra.sweep.dir=/x/search")
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.peftlab_optuna.sweeper.OptunaSweeper"
     assert cfg.hydra.sweeper.direction == "minimize" and cfg.optimized_metric == "val/loss", "selects on validation"
+    assert cfg.hydra.sweeper.storage == "sqlite:////x/search/optuna.db", "stored in the sweep folder: resumable"
     (override,) = OverridesParser.create().parse_overrides([f"method.lr={cfg.hydra.sweeper.params['method.lr']}"])
-    dist = create_optuna_distribution_from_override(override)
-    assert isinstance(dist, LogUniformDistribution) and (dist.low, dist.high) == (1e-5, 1e-1)
+    dist = distribution(override)
+    assert isinstance(dist, FloatDistribution) and dist.log and (dist.low, dist.high) == (1e-5, 1e-1)
 
 
 @pytest.mark.slow
@@ -137,6 +144,89 @@ def test_lr_search_selects_on_the_validation_loss_that_run_json_keeps(tmp_path: 
     chosen = min(records, key=lambda r: r["metrics"]["val/loss"])
     assert best.best_value == pytest.approx(chosen["metrics"]["val/loss"])
     assert best.best_params["method.lr"] == pytest.approx(chosen["config"]["method"]["lr"])
+
+
+SEARCH = ["sweep=lr_search", "hydra.sweeper.n_trials=2", *TINY]
+POSTGRES = os.environ.get("PEFTLAB_TEST_POSTGRES")  # a database the test may write to: postgresql://user@host/db
+
+
+def study_trials(storage: str, name: str = "sweep_lr_search_lora") -> list[FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+def searched(folder: Path) -> dict[int, dict]:
+    """The search's run records in a sweep folder, by job number (the number of the trial it ran)."""
+    return {int(p.parent.name.split("_")[0]): json.loads(p.read_text()) for p in folder.glob("*/run.json")}
+
+
+def assert_one_run_per_trial(trials: list[FrozenTrial], records: dict[int, dict]) -> None:
+    """Each completed trial was run once, as its job: its learning rate, and the val/loss it was told."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(records) == [t.number for t in done]
+    for trial in done:
+        record = records[trial.number]
+        assert record["status"] == "completed"
+        assert record["config"]["method"]["lr"] == pytest.approx(trial.params["method.lr"])
+        assert record["metrics"]["val/loss"] == pytest.approx(trial.value)
+
+
+def wait_until(ready: Callable[[], bool], proc: subprocess.Popen, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None and time.monotonic() < deadline, f"not reached (exit code {proc.poll()})"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_with_the_trial_it_was_running(tmp_path: Path):
+    folder = tmp_path / "search"
+    storage = f"sqlite:///{folder / 'optuna.db'}"  # the default: in the sweep folder
+    args = [*SEARCH, f"hydra.sweep.dir={folder}"]
+    proc = start_cli(*args, cwd=tmp_path, log=tmp_path / "killed.log")
+    running = [TrialState.COMPLETE, TrialState.RUNNING]
+    wait_until(lambda: any(folder.glob("1_*/run.json")) and [t.state for t in study_trials(storage)] == running, proc)
+    proc.kill()
+    proc.wait()
+
+    again = run_cli(*args, cwd=tmp_path)  # the same command
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert "trial 1 was left running by a killed launch: run again" in again.stdout + again.stderr
+    trials = study_trials(storage)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, "trial 0 kept, trial 1 run again, none added"
+    assert_one_run_per_trial(trials, searched(folder))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "server",
+    [
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(
+                not POSTGRES, reason="no PostgreSQL server: set PEFTLAB_TEST_POSTGRES=postgresql://user@host:port/db"
+            ),
+        ),
+    ],
+)
+def test_two_launches_on_one_storage_share_the_search(tmp_path: Path, server: str):
+    storage = POSTGRES if server == "postgresql" else f"sqlite:///{tmp_path / 'search.db'}"
+    name = f"shared_{uuid.uuid4().hex[:8]}"  # a study of its own: a server's database outlives the test
+    args = [*SEARCH, f"hydra.sweeper.storage='{storage}'", f"hydra.sweeper.study_name={name}"]
+    launches = {
+        w: start_cli(*args, f"hydra.sweep.dir={tmp_path / w}", cwd=tmp_path, log=tmp_path / f"{w}.log") for w in "ab"
+    }
+    for w, proc in launches.items():
+        assert proc.wait(timeout=900) == 0, (tmp_path / f"{w}.log").read_text()[-3000:]
+
+    trials = study_trials(storage, name)
+    a, b = searched(tmp_path / "a"), searched(tmp_path / "b")
+    assert a and b, "each launch ran trials of the one search"
+    assert not a.keys() & b.keys(), "no trial run by both"
+    assert 2 <= len(trials) <= 3, "2 completed trials; the launch that saw 1 missing finished the one it started"
+    assert_one_run_per_trial(trials, a | b)
+    assert len({t.params["method.lr"] for t in trials}) == len(trials), "no learning rate drawn twice"
+    optuna.delete_study(study_name=name, storage=storage)
 
 
 def test_joblib_launcher_composes():

@@ -1,7 +1,8 @@
 """W&B as the comparison surface, through the real wandb client offline, read back with `wandb leet inspect`:
-one group per sweep folder across launches, unique names, the record's identity in the config and its
-cost in the summary, the weights as a `model` artifact, a killed-and-resumed job as one run, a raising
-job as a failed run, evaluations in the trained run's group; the model card; the keys docs/wandb.md names."""
+one group per sweep root across launches (one folder launched into again, or the default timestamped folders),
+unique names, the record's identity in the config and its cost in the summary, the weights as a `model` artifact,
+a killed-and-resumed job as one run, a raising job as a failed run, evaluations in the trained run's group; the
+model card; the keys docs/wandb.md names."""
 
 from __future__ import annotations
 
@@ -75,14 +76,14 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = root / "rank_sweep"
     with pytest.MonkeyPatch.context() as env:
         env.delenv("WANDB_SERVICE", raising=False)  # each launch its own wandb service, not this process's
-        launch(folder, "2,4")
-        launch(folder, "2,4,8")  # skips r=2 and r=4: they completed in this folder
+        launch(root, "2,4", f"hydra.sweep.dir={folder}")
+        launch(root, "2,4,8", f"hydra.sweep.dir={folder}")  # skips r=2 and r=4: they completed in this folder
     return folder
 
 
-def launch(folder: Path, ranks: str) -> None:
-    args = ["-m", f"method.peft_config.r={ranks}", *TINY, "trainer.max_epochs=1", f"hydra.sweep.dir={folder}"]
-    proc = run_cli(*args, cwd=folder.parent)
+def launch(cwd: Path, ranks: str, *args: str) -> None:
+    """A rank sweep from `cwd`, into its default folders unless `args` name one."""
+    proc = run_cli("-m", f"method.peft_config.r={ranks}", *TINY, "trainer.max_epochs=1", *args, cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -110,6 +111,21 @@ def test_a_sweep_and_its_extension_are_one_group_of_distinctly_named_runs(sweep:
     for name, rank, run in zip(names, (2, 4, 8), runs, strict=True):
         job = read_record(run.parents[1])
         assert name == f"lora-tiny_t5-synthetic-r={rank}-seed42-{job['config_hash'][:6]}"
+
+
+@pytest.mark.slow
+def test_launches_into_default_folders_that_form_one_sweep_are_one_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
+    quick = ["zero_shot=false", "logger.wandb.log_artifact=false"]
+    launch(tmp_path, "2", *quick)
+    launch(tmp_path, "2,4", *quick)  # a folder of its own (its launch time), one sweep: skips r=2
+    multiruns = tmp_path / "outputs" / "train" / "multiruns"
+    first, second = sorted(multiruns.iterdir())
+    runs = sorted(multiruns.glob("*/*/wandb/offline-run-*"))
+    assert [run.parents[2] for run in runs] == [first, second], "r=2 once (skipped in the second launch), r=4"
+    assert {header(run)["run_group"] for run in runs} == {"train-multiruns"}, "the group is the sweep root"
 
 
 @pytest.mark.slow

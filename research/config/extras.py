@@ -29,13 +29,13 @@ EXTRAS = {
     for e in (
         Extra("qlora", "bitsandbytes", ("bitsandbytes",)),
         Extra("tensorboard", "tensorboard", ("tensorboard", "tensorboardX")),  # Lightning takes either
-        Extra("search", "hydra-optuna-sweeper", ("hydra_plugins.hydra_optuna_sweeper",)),
+        Extra("search", "optuna", ("optuna",)),  # our sweeper (hydra_plugins/peftlab_optuna) is in the wheel
         Extra("slurm", "hydra-submitit-launcher", ("hydra_plugins.hydra_submitit_launcher",)),
     )
 }
 # Hydra group choices served by a plugin of an extra (conf/hydra/launcher/slurm.yaml extends submitit_slurm).
 PLUGIN_CHOICES = {
-    ("hydra/sweeper", "optuna"): "search",
+    ("hydra/sweeper", "peftlab_optuna"): "search",
     ("hydra/launcher", "slurm"): "slurm",
     ("hydra/launcher", "submitit_slurm"): "slurm",
     ("hydra/launcher", "submitit_local"): "slurm",
@@ -55,7 +55,7 @@ def require(extra: str, feature: str) -> None:
 
 
 def check_plugins(overrides: Iterable[str]) -> None:
-    """The Hydra plugins that the command line's overrides choose, directly (hydra/sweeper=optuna) or through
+    """The Hydra plugins that the command line's overrides choose, directly (hydra/sweeper=peftlab_optuna) or through
     a sweep or experiment file (sweep=lr_search), are installed."""
     for feature, extra in plugin_needs(overrides):
         require(extra, feature)

@@ -1,4 +1,4 @@
-"""Which sweep a multirun job belongs to: the only place where skip-on-relaunch and `resume=auto` look.
+"""Which sweep a multirun job belongs to: where skip-on-relaunch and `resume=auto` look, and its W&B group.
 
 A sweep folder named by its launch time (`${now:...}` in hydra.sweep.dir, as the default
 outputs/<task_name>/multiruns/<time> is) belongs to the sweep rooted at the path before that part: every

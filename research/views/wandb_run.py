@@ -1,6 +1,6 @@
 """The W&B view of a run record (run.json stays the source; everything here is derived from it):
 
-- identity: one group per sweep folder (`<task_name>-<sweep folder>`, a single run: `<task_name>`), so a
+- identity: one group per sweep root (`<task_name>-<sweep root folder>`, a single run: `<task_name>`), so a
   relaunched or extended sweep stays one group; a readable, unique name; job type = method (`eval` for
   `research.evaluate`); a run that continues an unfinished run's checkpoint continues its W&B run.
 - config: the resolved config as flat dotted keys, plus the record's identity (config hash, swept
@@ -15,11 +15,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
-
 from research.config.fields import flatten
 from research.runs.record import RUN_FILE, RunRecord, read_record
-from research.runs.relaunch import is_multirun
+from research.runs.sweep_root import sweep_root
 
 RUN_KEY = "wandb"  # record.artifacts["wandb"]: id, name, group, project of the run's W&B run
 HASH_CHARS = 6  # of the config hash, in run names
@@ -27,11 +25,11 @@ NAMED_KEYS = ("method", "model", "data", "seed")  # always in the name: not repe
 
 
 def group_of(task_name: str) -> str:
-    """A sweep job's group is its sweep folder (`hydra.sweep.dir`), not its launch time: launching the same
-    sweep into the same folder again (to finish or extend it) logs into the same group."""
-    if is_multirun():
-        return f"{task_name}-{Path(HydraConfig.get().sweep.dir).name}"
-    return task_name
+    """A sweep job's group is its sweep root (research/runs/sweep_root.py), the sweep it skips and resumes
+    in, not its launch folder: a launch that joins an earlier sweep (the same hydra.sweep.dir again, or the
+    task's default folders outputs/<task_name>/multiruns/<time>) logs into that sweep's group."""
+    root = sweep_root()
+    return f"{task_name}-{root.name}" if root else task_name
 
 
 def run_name(record: RunRecord, prefix: str = "") -> str:
