@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from research.config import build_node
 from research.config.checks import check_precision, check_strategy
-from research.config.schema import check_arguments, check_config
+from research.config.schema import check_arguments, check_config, check_generation
 from research.config.speed import Speed
 from research.data import DataModule, build_data, check_num_labels
 from research.loop.module import FineTuneModule
@@ -61,6 +61,7 @@ def assemble(cfg: DictConfig, weights: Path | None = None, callbacks: Sequence[p
     check_scheduler(scheduler)
     for section in ("optimizer", "trainer"):  # a key added with `+` that the class does not take
         check_arguments(cfg[section], section)
+    check_generation(cfg.generation)
     for callback in callbacks:
         if hasattr(callback, "preflight"):
             callback.preflight(Task.parse(cfg.model.task), method)
