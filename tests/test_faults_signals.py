@@ -6,6 +6,7 @@ every job that did not complete."""
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,37 @@ def test_a_signalled_run_is_recorded_interrupted_exits_nonzero_and_resumes(tmp_p
     done = read_record(resumed)
     assert done["status"] == "completed"
     assert done["artifacts"]["resumed_from"] == str(stopped / "checkpoints" / "last.ckpt")
+
+
+@pytest.mark.slow
+def test_a_run_stopped_in_its_final_test_keeps_its_training_cost_and_validation_when_resumed(tmp_path: Path):
+    """SIGTERM once fit has ended (its weights are saved) while the final test generates: resume=auto into
+    the same folder continues from the checkpoint of fit's end, which trains nothing. The record keeps the
+    first attempt's fit, validation and training seconds, its throughput and its validation scores."""
+    run_dir, log = tmp_path / "run", tmp_path / "stopped.log"
+    args = [
+        *("trainer.max_epochs=1", "data.num_examples=400", "data.train_limit=16", "data.eval_limit=4"),
+        *("generation.max_new_tokens=64", "logger=csv", "zero_shot=false", "resume=auto", f"hydra.run.dir={run_dir}"),
+    ]
+    proc = start_cli(*args, cwd=tmp_path, log=log)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and not list((run_dir / "weights").glob("*.safetensors")):
+        assert time.monotonic() < deadline, "fit did not end in time"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM, log.read_text()[-3000:]
+    first = read_record(run_dir)
+    assert first["status"] == "interrupted" and first["timing"]["train_tokens_per_s"] > 0
+
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    done = read_record(run_dir)
+    assert done["status"] == "completed" and done["artifacts"]["resumed_from"].endswith("last.ckpt")
+    fit_cost = ("fit_s", "val_s", "train_s", "train_tokens_per_s")
+    assert {k: done["timing"][k] for k in fit_cost} == {k: first["timing"][k] for k in fit_cost}
+    validation = {k: v for k, v in first["metrics"].items() if k.startswith("val/")}
+    assert validation and validation.items() <= done["metrics"].items()
+    assert "test/loss" in done["metrics"]
 
 
 @pytest.mark.slow

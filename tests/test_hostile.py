@@ -57,12 +57,21 @@ atexit.register(lambda: print(f"[hostile] torch imported: {'torch' in sys.module
 """
 HYDRA_COMMANDS = ("train", "evaluate")  # Hydra apps: they get TINY and hydra.run.dir
 GOOD = [{"input": f"say {w}", "target": w} for w in ("yes", "no", "maybe")]
+PAYLOAD_RAN = "[hostile] a pickle payload ran"
+
+
+class Payload:
+    """What a stranger's checkpoint may carry: a pickle that runs code when it is loaded."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return print, (PAYLOAD_RAN,)
 
 
 @dataclass(frozen=True)
 class Case:
     """One bad command line. `{data}` is the folder of data files below, `{out}` a fresh folder, and
-    `{lora}`, `{prompt}`, `{failed}`, `{no_weights}`, `{no_record}` the runs of the `runs` fixture."""
+    `{lora}`, `{prompt}`, `{failed}`, `{no_weights}`, `{no_record}`, `{corrupt}`, `{pickled}` the runs of the
+    `runs` fixture."""
 
     id: str
     command: str
@@ -142,6 +151,9 @@ TRAIN_CASES = [
     case("gguf_file_not_there", "train", "model.pretrained=true model.name_or_path={data}/gguf model.gguf_file=c.gguf", r"model\.gguf_file='c\.gguf' is not in .*gguf; \.gguf files there: \['a\.gguf', 'b\.gguf'\]"),
     case("hub_unreachable_offline", "train", "model=flan_t5_small", r"cannot load model\.name_or_path='google/flan-t5-small' .*Pass a local directory \(model\.name_or_path=/path/to/model\)"),
     case("checkpoint_missing", "train", "ckpt_path={data}/last.ckpt", r"ckpt_path='.*last\.ckpt' does not exist"),
+    case("checkpoint_pickle_payload", "train", "ckpt_path={data}/payload.ckpt", r"ckpt_path='.*payload\.ckpt' carries more than tensors \(Unsupported global: GLOBAL print.*\): refused unloaded"),
+    case("data_path_not_set", "train", "data=jsonl", r"data\.path is required and not set; it takes a local data file .* data\.path=null reads data\.hub_id"),
+    case("target_modules_bare_string", "train", "method.peft_config.target_modules=q", r"target_modules='q' matches no module: a string is a regular expression over whole module paths .*target_modules=\[q\]. Available linear modules: \['k', 'lm_head', 'o', 'q', 'v'", late=True),
     # GPU-only settings on a CPU
     case("trainer_gpu", "train", "trainer=gpu", r"trainer\.accelerator=gpu but no CUDA GPU is visible; use trainer=default \(CPU\)", gpu_only=True),
     case("bf16_precision", "train", "trainer.precision=bf16-mixed", r"trainer\.precision=bf16-mixed needs a CUDA GPU with bfloat16; on CPU use 32-true", gpu_only=True),
@@ -163,6 +175,13 @@ RUN_CASES = [
     case("merge_without_out", "merge", "run_dir={lora}", r"usage: peftlab merge run_dir=<run folder> out=<new folder>.*missing \[?'?out"),
     case("compare_folder_without_runs", "compare", "{no_record}", r"research\.compare: no run\.json under .*no_record"),
     case("compare_missing_folder", "compare", "{out}/nowhere", r"research\.compare: no such folder: .*nowhere"),
+    case("compare_unknown_metric", "compare", "{lora} --metric test/nosuch", r"research\.compare: --metric test/nosuch is not a metric of these runs; they have: .*val/loss"),
+    case("compare_unknown_also", "compare", "{lora} --also val/los --decide-metric val/rouge", r"--also val/los is not a metric of these runs \(did you mean val/loss.*; --decide-metric val/rouge is not a metric"),
+    case("evaluate_corrupt_weights", "evaluate", "run_dir={corrupt}", r"corrupt/weights/adapter_model\.safetensors is not a readable safetensors file \(.*header"),
+    case("infer_corrupt_weights", "infer", "run_dir={corrupt} prompt=hello", r"infer: .*corrupt/weights/adapter_model\.safetensors is not a readable safetensors file"),
+    case("evaluate_pickled_weights", "evaluate", "run_dir={pickled}", r"pickled/weights/adapter_model\.bin: carries more than tensors \(Unsupported global: GLOBAL print.*\): refused unloaded"),
+    case("infer_pickled_weights", "infer", "run_dir={pickled} prompt=hello", r"infer: .*pickled/weights/adapter_model\.bin: carries more than tensors"),
+    case("infer_misspelled_generation_option", "infer", "run_dir={lora} prompt=hello +generation.num_beamz=2", r"infer: generation\.num_beamz is not a generation option of transformers \(did you mean num_beams"),
 ]  # fmt: skip
 
 
@@ -244,6 +263,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "gguf").mkdir()
     for name in ("a.gguf", "b.gguf"):
         (root / "gguf" / name).write_bytes(b"")
+    torch.save({"state_dict": {}, "callbacks": Payload()}, root / "payload.ckpt")
     return root
 
 
@@ -254,13 +274,13 @@ class Runs:
     failed: Path  # a run that failed on its data
     no_weights: Path  # a copy of `lora` whose weights/ was deleted
     no_record: Path  # a folder holding a copy of `lora`'s weights/ only
+    corrupt: Path  # a copy of `lora` whose adapter_model.safetensors was cut short
+    pickled: Path  # a copy of `lora` whose weights are an adapter_model.bin carrying a pickle payload
     before: dict[str, Any]  # every file of the runs above, as first written
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            k: v
-            for run in (self.lora, self.prompt, self.failed, self.no_weights, self.no_record)
-            for k, v in files_of(run).items()
+            k: v for run in (v for v in vars(self).values() if isinstance(v, Path)) for k, v in files_of(run).items()
         }
 
 
@@ -292,7 +312,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str], data: Pa
     shutil.copytree(root / "lora", root / "no_weights")
     shutil.rmtree(root / "no_weights" / "weights")
     shutil.copytree(root / "lora" / "weights", root / "no_record" / "weights")
-    runs = Runs(root / "lora", root / "prompt", root / "failed", root / "no_weights", root / "no_record", {})
+    shutil.copytree(root / "lora", root / "corrupt")
+    weights = root / "corrupt" / "weights" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    shutil.copytree(root / "lora", root / "pickled")
+    (root / "pickled" / "weights" / "adapter_model.safetensors").unlink()
+    torch.save({"base_model.model.lm_head.weight": Payload()}, root / "pickled" / "weights" / "adapter_model.bin")
+    names = ("lora", "prompt", "failed", "no_weights", "no_record", "corrupt", "pickled")
+    runs = Runs(*(root / name for name in names), {})
     return replace(runs, before=runs.snapshot())
 
 
@@ -309,6 +336,7 @@ def check_refused(case: Case, result: Result, out: Path) -> None:
     assert result.returncode != 0, shown  # (a)
     assert re.search(case.message, result.stderr, re.DOTALL), shown  # (b)
     assert "Traceback (most recent call last)" not in result.stderr + result.stdout, shown  # (c)
+    assert PAYLOAD_RAN not in result.stderr + result.stdout, "a pickle from the user's files was unpickled"
     record_file = out / "run" / "run.json"
     record = json.loads(record_file.read_text()) if record_file.exists() else None
     if case.command == "train" and result.stage != "CONFIG":  # (d) past the entry's check, the run has started

@@ -13,6 +13,7 @@ the seeds and the test sample settle (research/compare/decide.py).
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import shlex
 import sys
@@ -97,6 +98,7 @@ def compare(
     records, unreadable = read_runs(dirs)
     if not records and not unreadable:
         raise SystemExit(f"research.compare: no {RUN_FILE} under {', '.join(map(str, dirs))}")
+    check_metrics(records, {"--metric": [metric], "--also": list(also), "--decide-metric": [decide_metric]})
     study = find_study(list(dirs))
     if study:  # a study's kept runs: its headline metric and columns unless others are asked for
         metric, also = metric or study[0].report_metric, also or study[0].also
@@ -108,6 +110,20 @@ def compare(
     except OSError as err:
         raise SystemExit(f"research.compare: cannot write the report to {out or dirs[0]}: {err}") from None
     return report
+
+
+def check_metrics(records: list[dict[str, Any]], asked: dict[str, list[str | None]]) -> None:
+    """A metric asked for that no completed run has would make empty columns and a report that looks
+    fine: refused, naming the metrics the runs have and the closest."""
+    present = sorted({k for r in records if r["status"] == "completed" for k in r["metrics"]})
+    problems = []
+    for option, keys in asked.items():
+        for key in (k for k in keys if k and present and k not in present):
+            close = difflib.get_close_matches(key, present, n=2)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            problems.append(f"{option} {key} is not a metric of these runs{hint}")
+    if problems:
+        raise SystemExit(f"research.compare: {'; '.join(problems)}; they have: {', '.join(present)}")
 
 
 def relative_run_dirs(report: Report, out: Path) -> None:

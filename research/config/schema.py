@@ -53,6 +53,11 @@ FIELDS: dict[str, Field] = {
     "data.eval_limit": positive("int", nullable=True),
     "data.test_limit": positive("int", nullable=True),
 }
+MISSING = "???"  # omegaconf's mark of a value the config requires and does not set
+REQUIRED = {  # what a required field takes, said when it is not set
+    "data.path": "a local data file (it serves every split) or a folder with data.files={train: ..}; "
+    "data.path=null reads data.hub_id instead",
+}
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -64,6 +69,9 @@ def check_config(cfg: DictConfig) -> None:
     rules = FIELDS | {f"method.{k}": v for k, v in method_fields(cfg.get("method"), values).items()}
     problems = []
     for name, value in values.items():
+        if value == MISSING:
+            problems.append(f"{name} is required and not set; it takes {REQUIRED.get(name, 'a value')}")
+            continue
         field = next((f for pattern, f in rules.items() if fnmatch.fnmatchcase(name, pattern)), None)
         if field and not field.accepts(value):
             problems.append(f"{name}={value!r} must be {field.allowed()}")
@@ -116,3 +124,21 @@ def check_arguments(node: DictConfig, field: str) -> None:
         problems.append(f"{field}.{key} is not an argument of {node._target_}{hint}")
     if problems:
         raise ValueError(f"{'; '.join(problems)}; it takes: {', '.join(names)}")
+
+
+def check_generation(node: DictConfig) -> None:
+    """A key of `generation` that transformers' generate does not know fails before the model loads, naming
+    the closest: one added with `+` (`+generation.num_beamz=2`) would otherwise reach generate after the
+    model loaded and training ran. The keys are GenerationConfig's fields and generate's own arguments."""
+    from transformers import GenerationConfig, GenerationMixin  # imported by the pipeline anyway
+
+    known = {k for k in vars(GenerationConfig()) if not k.startswith("_")}
+    known |= set(inspect.signature(GenerationMixin.generate).parameters) - {"self", "inputs", "kwargs"}
+    problems = []
+    for key in (str(k) for k in node):
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=2)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            problems.append(f"generation.{key} is not a generation option of transformers{hint}")
+    if problems:
+        raise ValueError(f"{'; '.join(problems)}; the options are transformers.GenerationConfig's fields")

@@ -20,6 +20,7 @@ import dataclasses
 import difflib
 import functools
 import inspect
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -265,10 +266,26 @@ def _merge_dequantized(model: PeftModel) -> PreTrainedModel:
 
 
 def check_target_modules(model: nn.Module, targets: list[str] | str | None) -> None:
-    """Fail before injection, listing what exists: peft's own error names neither."""
-    if targets is None or isinstance(targets, str):  # None: peft's per-architecture default; str: a regex
+    """Fail before injection, listing what exists: peft's own error names neither. None takes peft's
+    per-architecture default; a string is peft's regex, matched against whole module paths (so `q` matches
+    no T5 module: a bare name is meant as the list `[q]`); peft's shorthand `all-linear` is no regex."""
+    if targets is None or targets == "all-linear":
         return
     available = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if _is_linear(m)})
+    if isinstance(targets, str):
+        try:
+            matched = any(re.fullmatch(targets, name) for name, _ in model.named_modules())
+        except re.error as err:
+            raise ValueError(
+                f"method.peft_config.target_modules={targets!r} is not a regular expression ({err})"
+            ) from None
+        if not matched:
+            raise ValueError(
+                f"method.peft_config.target_modules={targets!r} matches no module: a string is a regular "
+                f"expression over whole module paths (e.g. '.*\\.{targets}'); a list names modules: "
+                f"target_modules=[{targets}]. Available linear modules: {available}"
+            )
+        return
     missing = [t for t in targets if t not in available]
     if missing:
         hints = {t: difflib.get_close_matches(t, available, n=3) for t in missing}

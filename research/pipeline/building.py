@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from research.config import build_node
 from research.config.checks import check_extras, check_precision, check_strategy
-from research.config.schema import check_arguments, check_config
+from research.config.schema import check_arguments, check_config, check_generation
 from research.config.speed import Speed
 from research.data import DataModule, build_data, check_num_labels
 from research.loop.module import FineTuneModule
@@ -65,6 +65,7 @@ def assemble(cfg: DictConfig, weights: Path | None = None, callbacks: Sequence[p
     check_scheduler(scheduler)
     for node, section in ((optimizer_node, "optimizer"), (cfg.trainer, "trainer")):  # a key added with `+`
         check_arguments(node, section)  # that the class does not take
+    check_generation(cfg.generation)
     task = Task.parse(cfg.model.task)
     check_head(task, method, head_lr)
     for callback in callbacks:

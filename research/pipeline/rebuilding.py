@@ -17,11 +17,12 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from research.config import build_node
-from research.config.schema import check_config
+from research.config.schema import check_config, check_generation
 from research.methods.base import Context, Method
 from research.models import ModelSpec, build_tokenizer
 from research.pipeline.building import WEIGHTS, model_of
 from research.runs import read_record
+from research.runs.checkpoints import check_weights
 
 _ABSENT = object()
 
@@ -51,9 +52,11 @@ def run_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
         raise FileNotFoundError(
             f"run_dir={str(run_dir)!r} has no {WEIGHTS}/ folder (moved or deleted?): nothing to load"
         )
+    check_weights(run_dir / WEIGHTS)  # before the base is built: a corrupt file fails now, named
     cfg = OmegaConf.create(record["config"])
     apply_overrides(cfg, overrides)
     check_config(cfg)  # an override is checked as on the command line of `train`
+    check_generation(cfg.generation)
     return cfg
 
 

@@ -52,11 +52,16 @@ def train(cfg: DictConfig) -> RunRecord:
 
 def fitted(run: Run, trainer: pl.Trainer, built: Built, validation_s: float) -> None:
     """After fit: its time (training apart from validation), throughput and validation scores recorded, the
-    method's weights saved by rank 0."""
+    method's weights saved by rank 0. A fit resumed from the checkpoint of its end trained nothing: the
+    attempt that trained keeps its cost and scores."""
     timing = run.record.timing
-    timing["val_s"], timing["train_s"] = validation_s, timing["fit_s"] - validation_s
-    timing["train_tokens_per_s"] = built.module.tokens_seen / timing["train_s"]
-    run.record.metrics |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    if built.module.tokens_seen == 0 and (earlier := run.earlier_fit()):  # resumed after fit had ended
+        timing |= earlier[0]
+        run.record.metrics |= earlier[1]
+    else:
+        timing["val_s"], timing["train_s"] = validation_s, timing["fit_s"] - validation_s
+        timing["train_tokens_per_s"] = built.module.tokens_seen / timing["train_s"]
+        run.record.metrics |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     run.record.artifacts["injected"] = built.module.method.describe(built.module.model)  # AdaLoRA's ranks moved
     with full_weights(trainer):
         if run.writes:

@@ -10,6 +10,8 @@ once it is whole, so the previous checkpoint stays usable until the new one is; 
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import zipfile
 from pathlib import Path
 from weakref import proxy
@@ -73,6 +75,39 @@ def unreadable(path: Path) -> str | None:
     except (OSError, EOFError, zipfile.BadZipFile) as err:
         return f"not a complete torch checkpoint ({err})"
     return None
+
+
+def unsafe(path: Path) -> str | None:
+    """Why torch refuses to load `path` as plain tensors (a pickle payload: code to run, not data), or None.
+    Loads with `weights_only=True`, torch's restricted unpickler that builds tensors and plain containers
+    only and never runs what the file names, memory-mapped (a zip file) so the tensors are not read: the
+    refusal comes before anything is built, not from Lightning or peft after the model loaded."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as err:
+        found = re.search(r"WeightsUnpickler error: (.*?)\. ", str(err))
+        return f"carries more than tensors ({found.group(1) if found else 'a pickled object'}): refused unloaded"
+    return None
+
+
+def check_weights(directory: Path) -> None:
+    """Every weights file of a run's `weights/` folder readable before the base model is built: a
+    safetensors file's header (cheap), a torch file as `unsafe` loads it. Names the file that is not."""
+    from safetensors import SafetensorError, safe_open
+
+    for path in sorted(directory.rglob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as err:
+            raise ValueError(
+                f"{path} is not a readable safetensors file ({err}): copy it again, or train the run again"
+            ) from None
+    for path in sorted(p for ext in ("bin", "pt", "pth") for p in directory.rglob(f"*.{ext}")):
+        if why := unreadable(path) or unsafe(path):
+            raise ValueError(f"{path}: {why}; only plain tensors are loaded")
 
 
 def _fsync(path: Path) -> None:

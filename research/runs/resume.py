@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from research.runs import relaunch
-from research.runs.checkpoints import unreadable
+from research.runs.checkpoints import unreadable, unsafe
 from research.runs.record import VOLATILE_KEYS, config_hash, read_record
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ def check_resume(cfg: DictConfig) -> None:
         raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path!r} does not exist")
     if why := unreadable(ckpt):
         raise ValueError(f"ckpt_path={cfg.ckpt_path!r}: {why}; pass a whole one, or resume=auto to find one")
+    if why := unsafe(ckpt):
+        raise ValueError(f"ckpt_path={cfg.ckpt_path!r} {why}; pass a checkpoint that a run of peftlab wrote")
     previous = read_record(ckpt.parent.parent)  # <run dir>/checkpoints/last.ckpt
     if previous is None:
         return

@@ -26,7 +26,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from research.runs import claims, memory, overrides, relaunch
 from research.runs.checkpoints import RecordProgress
 from research.runs.output_dir import check_writable
-from research.runs.record import RunRecord
+from research.runs.record import RunRecord, read_record
 from research.runs.resume import with_resume
 from research.views import card, wandb_run
 from research.views.loggers import closing_wandb, start_loggers
@@ -36,6 +36,7 @@ from research.views.summary import run_table, written
 
 log = logging.getLogger(__name__)
 EVAL = "eval"  # the job type (and W&B name prefix) of an evaluation
+FIT_TIMING = ("fit_s", "val_s", "train_s", "train_tokens_per_s")  # what `fit` costs, in a record's timing
 
 
 class Run:
@@ -46,8 +47,10 @@ class Run:
         self.cfg, self.job_type, self.dir = cfg, job_type, Path(cfg.paths.output_dir)
         self.record = RunRecord.start(OmegaConf.to_container(cfg, resolve=True), method, cfg.model.name, cfg.data.name)
         self.record.artifacts |= overrides.launch()
+        self.resumed: dict[str, Any] | None = None  # the record of the run this one continues, as it was
         if cfg.get("ckpt_path"):
             self.record.artifacts["resumed_from"] = cfg.ckpt_path
+            self.resumed = read_record(Path(cfg.ckpt_path).parent.parent)  # <run dir>/checkpoints/last.ckpt
         # read now: a resumed sweep job's run.json (holding the W&B id it continues) is about to be rewritten
         prefix = EVAL if job_type == EVAL else ""
         self.wandb_identity = wandb_run.identity(self.record, job_type, group, prefix=prefix)
@@ -128,6 +131,16 @@ class Run:
         started = time.perf_counter()
         yield
         self.record.timing[name] = time.perf_counter() - started
+
+    def earlier_fit(self) -> tuple[dict[str, float], dict[str, float]] | None:
+        """The fit's cost (`timing`) and validation scores recorded by the attempt this run resumes, when that
+        attempt finished fitting (interrupted in its final test): a fit resumed from its last checkpoint
+        trains nothing and would record a fraction of a second and no validation."""
+        earlier = self.resumed or {}
+        timing = {k: v for k, v in earlier.get("timing", {}).items() if k in FIT_TIMING}
+        if "train_s" not in timing:
+            return None
+        return timing, {k: v for k, v in earlier["metrics"].items() if k.startswith("val/")}
 
     def saved(self, weights: Path) -> None:
         self.record.artifacts |= {"weights_dir": str(weights), "weights_bytes": dir_bytes(weights)}
