@@ -100,10 +100,10 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python -m research.train`, waited for, its output captured."""
+def run_cli(*args: str, cwd: Path, timeout: float = 600, module: str = "research.train") -> subprocess.CompletedProcess:
+    """`python -m research.train` (or another command's module), waited for, its output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "research.train", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         env=cli_env(),
         capture_output=True,

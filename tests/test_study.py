@@ -15,7 +15,7 @@ import pytest
 from research.study.__main__ import check_runs
 from research.study.choice import beyond, chosen_rate
 from research.study.spec import Study, StudyError, load
-from tests.helpers import ASSETS, ROOT, cli_env, needs_assets, write_run
+from tests.helpers import ASSETS, ROOT, cli_env, needs_assets, run_cli, write_run
 
 SMOKE = """
 runs: [logger=none]
@@ -116,15 +116,8 @@ def test_every_arm_of_every_shipped_study_composes_and_passes_the_config_checks(
     check_runs(study, list(study.runs))
 
 
-def study_cli(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "research.study", *args],
-        cwd=cwd,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def study_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return run_cli(*args, cwd=cwd, timeout=900, module="research.study")
 
 
 def test_a_wrong_run_override_stops_the_study_before_anything_runs(tmp_path: Path):
