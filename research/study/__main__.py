@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     except StudyError as err:
         sys.exit(f"peftlab study: {err}")
     out, runs_root = args.out or RESULTS / study.name, args.runs_dir or RUNS / study.name
-    started_at, status = time.time(), 0
+    started_at = time.time()
     from research.study.launch import Launcher
     from research.study.protocol import ArmFolderError, Protocol
 
