@@ -130,7 +130,7 @@ TRAIN_CASES = [
     case("misspelled_key", "train", "trainer.max_epoch=3", r"Could not override 'trainer\.max_epoch'..*Key 'max_epoch' is not in struct"),
     # method settings checked when the method is built (before the model) or injected (after)
     case("empty_target_modules", "train", "method.peft_config.target_modules=[]", r"method\.peft_config\.target_modules=\[\] adapts nothing; list module names, or null"),
-    case("target_module_not_in_model", "train", "method.peft_config.target_modules=[q_proj]", r"target_modules: \['q_proj'\] not in the model; .*available linear modules: \['k', 'lm_head', 'o', 'q', 'v'", late=True),
+    case("target_module_not_in_model", "train", "method.peft_config.target_modules=[q_proj]", r"target_modules: \['q_proj'\] not in the model; .*available linear modules: \['k', 'lm_head', 'o', 'q', 'v'"),
     case("added_trainer_argument", "train", "+trainer.max_epoch=3", r"trainer\.max_epoch is not an argument of pytorch_lightning\.Trainer \(did you mean max_epochs or min_epochs\?\); it takes: accelerator, .*max_epochs"),
     case("added_optimizer_argument", "train", "+optimizer.momentum=0.9", r"optimizer\.momentum is not an argument of torch\.optim\.AdamW; it takes: params, lr, betas, eps, weight_decay"),
     # data files
@@ -153,7 +153,7 @@ TRAIN_CASES = [
     case("checkpoint_missing", "train", "ckpt_path={data}/last.ckpt", r"ckpt_path='.*last\.ckpt' does not exist"),
     case("checkpoint_pickle_payload", "train", "ckpt_path={data}/payload.ckpt", r"ckpt_path='.*payload\.ckpt' carries more than tensors \(Unsupported global: GLOBAL print.*\): refused unloaded"),
     case("data_path_not_set", "train", "data=jsonl", r"data\.path is required and not set; it takes a local data file .* data\.path=null reads data\.hub_id"),
-    case("target_modules_bare_string", "train", "method.peft_config.target_modules=q", r"target_modules='q' matches no module: a string is a regular expression over whole module paths .*target_modules=\[q\]. Available linear modules: \['k', 'lm_head', 'o', 'q', 'v'", late=True),
+    case("target_modules_bare_string", "train", "method.peft_config.target_modules=q", r"target_modules='q' matches no module: a string is a regular expression over whole module paths .*target_modules=\[q\]. Available linear modules: \['k', 'lm_head', 'o', 'q', 'v'"),
     # GPU-only settings on a CPU
     case("trainer_gpu", "train", "trainer=gpu", r"trainer\.accelerator=gpu but no CUDA GPU is visible; use trainer=default \(CPU\)", gpu_only=True),
     case("bf16_precision", "train", "trainer.precision=bf16-mixed", r"trainer\.precision=bf16-mixed needs a CUDA GPU with bfloat16; on CPU use 32-true", gpu_only=True),

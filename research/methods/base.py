@@ -129,6 +129,10 @@ class Method:
     def load_kwargs(self) -> dict[str, Any]:
         return {}
 
+    def check_base(self, skeleton: nn.Module, task: Task) -> None:
+        """Checks against the base's module tree (`skeleton`: its modules, no weights), run before the weights
+        load, so that naming a module the model lacks fails in seconds. None by default."""
+
     def inject(self, model: PreTrainedModel, ctx: Context) -> nn.Module:
         raise NotImplementedError
 

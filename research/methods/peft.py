@@ -101,6 +101,9 @@ class PeftMethod(Method):
     def load_kwargs(self) -> dict[str, Any]:
         return {"quantization_config": self.quantization.bnb_config()} if self.quantization else {}
 
+    def check_base(self, skeleton: nn.Module, task: Task) -> None:
+        check_target_modules(skeleton, getattr(self.config(task, PLACEHOLDER_STEPS), "target_modules", None))
+
     def inject(self, model: PreTrainedModel, ctx: Context) -> PeftModel:
         config = self.config(ctx.task, ctx.total_steps)
         if self.quantization:

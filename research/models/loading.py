@@ -137,6 +137,22 @@ def build_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **load_kwar
     return model
 
 
+def skeleton(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase) -> nn.Module | None:
+    """The base's module tree on the meta device (no weights, no memory, no seconds of loading), for checks that
+    name modules; None where its config comes with its weights (a GGUF file) or cannot be read here (the
+    loading then says why)."""
+    if spec.gguf_file:
+        return None
+    extra = {"num_labels": spec.num_labels} if spec.task.has_head else {}
+    try:
+        config = AutoConfig.from_pretrained(spec.name_or_path, **extra) if spec.pretrained else None
+        config = config or _architecture(spec, tokenizer, extra)
+        with torch.device("meta"):
+            return spec.task.auto_class.from_config(config)
+    except (OSError, ValueError):
+        return None
+
+
 def build_base(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, method: Any, seed: int) -> PreTrainedModel:
     """The run's base model: seeded here, so a base built from a config (random weights) is a function of
     (seed, model config) alone, and every command that rebuilds a run's base gets the same weights.

@@ -25,7 +25,7 @@ from research.loop.module import FineTuneModule
 from research.loop.optim import check_optimizer, check_scheduler, head_rate
 from research.methods.base import Context, Method, count_parameters, task_heads, train_heads
 from research.models import ModelSpec, build_tokenizer
-from research.models.loading import build_base, fingerprint
+from research.models.loading import build_base, fingerprint, skeleton
 from research.runs import read_record, relaunch
 from research.runs.resume import check_resume
 from research.tasks import Task
@@ -74,6 +74,8 @@ def assemble(cfg: DictConfig, weights: Path | None = None, callbacks: Sequence[p
     spec = ModelSpec(**OmegaConf.to_container(cfg.model, resolve=True))  # checks a local model folder
     check_num_labels(cfg.data.get("label_names"), spec.num_labels)
     tokenizer = build_tokenizer(spec)
+    if weights is None and (tree := skeleton(spec, tokenizer)) is not None:
+        method.check_base(tree, spec.task)  # modules named that the model lacks: before the weights load
     datamodule = build_data(cfg.data, spec, tokenizer)
     datamodule.setup()
     ctx = Context(spec.task, tokenizer, total_steps=planned_steps(cfg, datamodule))
