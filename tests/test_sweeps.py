@@ -181,7 +181,7 @@ def wait_until(ready: Callable[[], bool], proc: subprocess.Popen, timeout: float
 def test_a_killed_search_resumes_with_the_trial_it_was_running(tmp_path: Path):
     folder = tmp_path / "search"
     storage = f"sqlite:///{folder / 'optuna.db'}"  # the default: in the sweep folder
-    args = [*SEARCH, f"hydra.sweep.dir={folder}"]
+    args = [*SEARCH, "trainer.max_epochs=4", f"hydra.sweep.dir={folder}"]  # long enough a trial to be caught running
     proc = start_cli(*args, cwd=tmp_path, log=tmp_path / "killed.log")
     running = [TrialState.COMPLETE, TrialState.RUNNING]
     wait_until(lambda: any(folder.glob("1_*/run.json")) and [t.state for t in study_trials(storage)] == running, proc)

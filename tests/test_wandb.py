@@ -316,5 +316,5 @@ def test_a_study_logs_its_tables_as_one_study_run_in_its_group(sweep: Path, tmp_
         run_id = log_study("rank_study", report, records, tmp_path)
     got = header(only_run(tmp_path))
     assert (got["run_id"], got["job_type"], got["run_group"]) == (run_id, "study", "rank_study")
-    assert "study/decided" in inspect_summary(only_run(tmp_path))
+    assert "study/decided" in inspect_summary(only_run(tmp_path))["summary"]
     assert log_study("rank_study", report, [r | {"artifacts": {}} for r in records], tmp_path / "none") is None
