@@ -4,7 +4,6 @@ cluster alike, and a step that fails leaves the others to run."""
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -12,17 +11,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from research.runs.record import RUN_FILE
+from research.runs.record import read_record
 
 QUIET = ("trainer.enable_progress_bar=false",)  # a study's log is many runs': one line per epoch, no bars
 
 
 def completed(run_dir: Path) -> bool:
     """Its run.json says so (an unreadable one is not completed: the step runs again and resumes)."""
-    try:
-        return json.loads((run_dir / RUN_FILE).read_text())["status"] == "completed"
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+    return (record := read_record(run_dir)) is not None and record["status"] == "completed"
 
 
 class Launcher:
